@@ -1,0 +1,89 @@
+"""Artifact store over fsspec: a local folder by default, ``s3://bucket/prefix`` (or any fsspec URL)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from dataclasses import dataclass
+from typing import IO
+
+import fsspec
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    uri: str
+    sha256: str
+    bytes: int
+
+
+class ArtifactStore:
+    def __init__(self, root: str):
+        self.root_url = root
+        self.fs, self.root = fsspec.core.url_to_fs(root)
+        self._local = "file" in (self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,))
+        if self._local:
+            os.makedirs(self.root, exist_ok=True)
+
+    def uri(self, key: str) -> str:
+        path = f"{self.root.rstrip('/')}/{key.lstrip('/')}"
+        return path if self._local else self.fs.unstrip_protocol(path)
+
+    def _path(self, uri: str) -> str:
+        return self.fs._strip_protocol(uri)
+
+    def put_file(self, local_path: str | os.PathLike, key: str) -> StoredObject:
+        sha, size = sha256_file(local_path)
+        target = self._path(self.uri(key))
+        if self._local:
+            # Write beside the target, then rename: a reader never sees half a file.
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            tmp = f"{target}.tmp-{uuid.uuid4().hex}"
+            self.fs.put_file(os.fspath(local_path), tmp)
+            os.replace(tmp, target)
+        else:
+            self.fs.put_file(os.fspath(local_path), target)
+        return StoredObject(uri=self.uri(key), sha256=sha, bytes=size)
+
+    def put_stream(self, stream: IO[bytes], key: str, *, max_bytes: int | None = None) -> StoredObject:
+        """Copy a binary stream in; raises ValueError past ``max_bytes`` (nothing is left behind)."""
+        target = self._path(self.uri(key))
+        tmp = f"{target}.tmp-{uuid.uuid4().hex}" if self._local else target
+        if self._local:
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+        digest, size = hashlib.sha256(), 0
+        try:
+            with self.fs.open(tmp, "wb") as out:
+                while chunk := stream.read(1 << 20):
+                    size += len(chunk)
+                    if max_bytes is not None and size > max_bytes:
+                        raise ValueError(f"larger than the limit of {max_bytes} bytes")
+                    digest.update(chunk)
+                    out.write(chunk)
+        except BaseException:
+            if self.fs.exists(tmp):
+                self.fs.rm(tmp)
+            raise
+        if self._local:
+            os.replace(tmp, target)
+        return StoredObject(uri=self.uri(key), sha256=digest.hexdigest(), bytes=size)
+
+    def open(self, uri: str, mode: str = "rb"):
+        return self.fs.open(self._path(uri), mode)
+
+    def exists(self, uri: str) -> bool:
+        return self.fs.exists(self._path(uri))
+
+    def delete(self, uri: str) -> None:
+        if self.exists(uri):
+            self.fs.rm(self._path(uri), recursive=True)
+
+
+def sha256_file(path: str | os.PathLike) -> tuple[str, int]:
+    digest, size = hashlib.sha256(), 0
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size

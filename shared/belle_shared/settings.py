@@ -1,0 +1,103 @@
+"""Settings shared by every BELLE process, read from ``BELLE_*`` environment variables.
+
+Nothing here is created at import time: call ``Settings()`` (or a service's subclass) in a factory
+and pass the object down, so tests can hand in their own.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "dev-secret"}
+
+
+class Settings(BaseSettings):
+    """What every service shares. Field names match the environment variables (``BELLE_`` prefix)."""
+
+    model_config = SettingsConfigDict(env_prefix="BELLE_", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = Field(
+        "development", description="Deployment kind; production refuses placeholder secrets."
+    )
+    data_dir: Path = Field(
+        Path(".belle"), description="Folder of the embedded default (SQLite file, artifacts, broker)."
+    )
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL. Unset: SQLite in data_dir (the embedded default)."
+    )
+    broker_url: str | None = Field(
+        None, description="Celery broker URL. Unset: the Redis that `belle up` starts in data_dir."
+    )
+    artifact_root: str | None = Field(
+        None, description="fsspec URL or folder for artifacts (s3://bucket/prefix works). Unset: data_dir/artifacts."
+    )
+    key_prefix: str = Field(
+        "belle", description="Prefix of queue names and broker keys, so several stacks can share one Redis."
+    )
+    log_level: str = Field("INFO", description="Python logging level name.")
+    secret_key: str = Field(
+        "dev-secret", description="Server-side secret (HMAC pepper for API key hashes). Required in production."
+    )
+
+    # Job lifecycle timings, in seconds.
+    heartbeat_interval: float = Field(5.0, description="How often a running job renews its lease.")
+    lease_timeout: float = Field(
+        60.0, description="A running job whose heartbeat is older than this is presumed lost and re-queued."
+    )
+    sweep_interval: float = Field(5.0, description="How often the sweeper looks for lost jobs.")
+    unsent_resend_after: float = Field(
+        10.0, description="A queued job whose message was never sent is re-sent after this long."
+    )
+    queued_resend_after: float = Field(
+        3600.0,
+        description="A queued job whose message was sent but never picked up is re-sent after this long "
+        "(guards against a broker that lost its data).",
+    )
+    max_attempts: int = Field(
+        3, ge=1, description="Deliveries after which a job that keeps losing its worker is failed."
+    )
+    visibility_timeout: float = Field(
+        48 * 3600.0,
+        description="Broker redelivery timeout for unacknowledged messages. Must exceed the longest job; "
+        "dead workers are recovered by the lease, not by this.",
+    )
+
+    @model_validator(mode="after")
+    def _no_placeholder_secret_in_production(self) -> "Settings":
+        if self.environment == "production" and self.secret_key in PLACEHOLDER_SECRETS:
+            raise ValueError("BELLE_SECRET_KEY must be set to a real secret when BELLE_ENVIRONMENT=production")
+        if self.lease_timeout <= 2 * self.heartbeat_interval:
+            raise ValueError("BELLE_LEASE_TIMEOUT must be more than twice BELLE_HEARTBEAT_INTERVAL")
+        return self
+
+    # Derived values: the embedded default fills in what is unset.
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'belle.db').resolve()}"
+
+    @property
+    def redis_socket(self) -> Path:
+        """Unix socket of the embedded Redis that `belle up` starts."""
+        return (self.data_dir / "redis.sock").resolve()
+
+    @property
+    def resolved_broker_url(self) -> str:
+        if self.broker_url:
+            return self.broker_url
+        return f"redis+socket://{self.redis_socket}"
+
+    @property
+    def resolved_artifact_root(self) -> str:
+        if self.artifact_root:
+            return self.artifact_root
+        return str((self.data_dir / "artifacts").resolve())
+
+    @property
+    def is_embedded(self) -> bool:
+        return self.database_url is None and self.broker_url is None

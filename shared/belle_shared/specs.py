@@ -1,0 +1,212 @@
+"""Job specs: the typed contract between the gateway and the workers.
+
+Each job type has one pydantic model with a ``type`` literal; ``JobSpec`` is their union,
+discriminated on ``type``. The gateway validates what a team submits, stores ``spec.model_dump()``
+in the job row, and the worker validates it again with ``parse_spec``. Defaults are BELLE's
+published ones where BELLE has one (noted beside the field).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+
+
+class _Spec(BaseModel):
+    # Unknown fields are an error, so a misspelt option is reported instead of silently ignored.
+    model_config = ConfigDict(extra="forbid")
+
+
+# --------------------------------------------------------------------------------------- import
+
+ImportFormat = Literal[
+    "auto", "belle_instruction", "belle_hf", "belle_conversations", "alpaca", "sharegpt", "openai_messages"
+]
+
+
+class ImportSpec(_Spec):
+    """Validate an uploaded JSONL file and convert it into a conversation dataset."""
+
+    type: Literal["import"] = "import"
+    file_id: uuid.UUID = Field(description="Id of an uploaded JSONL file (`POST /v1/files`).")
+    name: str | None = Field(
+        None, max_length=255, description="Dataset name; defaults to the file's name without extension."
+    )
+    format: ImportFormat = Field(
+        "auto",
+        description="Row format. `auto` detects it per row: BELLE instruction/input/output, BELLE "
+        "Hugging Face input/target, BELLE or ShareGPT `conversations`, Alpaca (with `history`), OpenAI "
+        "chat `messages`.",
+    )
+    max_rows: int | None = Field(None, ge=1, description="Import at most this many usable rows.")
+
+
+# -------------------------------------------------------------------------------------- datagen
+
+
+class TeacherEndpoint(_Spec):
+    """An OpenAI-compatible teacher or judge. The API key is never part of a spec."""
+
+    base_url: str = Field(description="Base URL of the OpenAI-compatible API, e.g. http://127.0.0.1:8100/v1.")
+    model: str = Field(description="Model name sent to the endpoint.")
+    api: Literal["chat", "completion"] = Field("chat", description="Chat completions or legacy completions API.")
+    api_key_secret: str | None = Field(
+        None,
+        description="Name of a server-side secret (environment variable on the worker) holding the key; "
+        "unset means the endpoint needs no key.",
+    )
+
+
+class DatagenSpec(_Spec):
+    """Self-instruct generation of an instruction dataset from a teacher model."""
+
+    type: Literal["datagen"] = "datagen"
+    teacher: TeacherEndpoint
+    target_count: int = Field(1000, ge=1, le=10_000_000, description="Stop after this many accepted instructions.")
+    language: Literal["zh", "en"] = Field("zh", description="Language of the prompt and the filters.")
+    seed_file_id: uuid.UUID | None = Field(None, description="Uploaded seed-task JSONL; unset uses the bundled seeds.")
+    prompt_file_id: uuid.UUID | None = Field(None, description="Uploaded prompt template; unset uses the bundled one.")
+    num_prompt_instructions: int = Field(3, ge=1, le=20, description="Example tasks shown per request (BELLE: 3).")
+    request_batch_size: int = Field(
+        5, ge=1, le=64, description="Prompts per completion request, completion API only (Alpaca: 5)."
+    )
+    temperature: float = Field(1.0, ge=0, le=2, description="Sampling temperature (BELLE: 1.0).")
+    top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling (BELLE: 1.0).")
+    max_tokens: int = Field(3072, ge=16, description="Maximum tokens per teacher reply (BELLE: 3072).")
+    concurrency: int = Field(32, ge=1, le=1024, description="Teacher requests in flight at once.")
+    requests_per_minute: int | None = Field(None, ge=1, description="Cap on teacher requests per minute.")
+    max_total_tokens: int | None = Field(None, ge=1, description="Stop when the teacher has used this many tokens.")
+    similarity_threshold: float = Field(
+        0.7, gt=0, le=1, description="Drop an instruction whose ROUGE-L against any earlier one exceeds this (BELLE: 0.7)."
+    )
+
+
+# ---------------------------------------------------------------------------------------- train
+
+
+class LoraOptions(_Spec):
+    r: int = Field(16, ge=1, le=1024, description="LoRA rank (BELLE: 16).")
+    alpha: int = Field(32, ge=1, description="LoRA alpha (BELLE: 32).")
+    dropout: float = Field(0.05, ge=0, lt=1, description="LoRA dropout (BELLE: 0.05).")
+    target_modules: list[str] | None = Field(
+        None, description="Module names to adapt; unset picks the attention and MLP projections of the architecture."
+    )
+
+
+class TrainHyperparameters(_Spec):
+    learning_rate: float | None = Field(
+        None, gt=0, le=1, description="Peak learning rate; unset: 8e-6 for full fine-tuning, 3e-4 for LoRA (BELLE)."
+    )
+    epochs: float = Field(2, gt=0, le=100, description="Training epochs (BELLE: 2).")
+    batch_size: int = Field(1, ge=1, le=4096, description="Micro-batch size per process (BELLE: 1).")
+    gradient_accumulation_steps: int = Field(8, ge=1, le=4096, description="Steps per optimizer update (BELLE: 8).")
+    warmup_ratio: float = Field(0.05, ge=0, lt=1, description="Share of steps spent warming up (BELLE: 0.05).")
+    weight_decay: float = Field(0.00001, ge=0, le=1, description="AdamW weight decay (BELLE: 1e-5).")
+    lr_scheduler: Literal["cosine", "linear", "constant", "constant_with_warmup"] = Field(
+        "cosine", description="Learning-rate schedule (BELLE: cosine)."
+    )
+    max_length: int = Field(1024, ge=8, le=131072, description="Maximum tokens per sequence (BELLE: 1024).")
+    seed: int = Field(42, description="Random seed for data order and initialisation of new weights.")
+
+
+class TrainSpec(_Spec):
+    """Supervised fine-tuning of a causal language model on a conversation dataset."""
+
+    type: Literal["train"] = "train"
+    base_model: str = Field(description="Id or name of a registered model to start from.")
+    dataset_id: uuid.UUID = Field(description="Training dataset (conversation format).")
+    validation_dataset_id: uuid.UUID | None = Field(
+        None, description="Validation dataset; unset holds out `validation_split` of the training data."
+    )
+    validation_split: float = Field(0.02, ge=0, lt=0.5, description="Share held out for eval loss when no validation set.")
+    method: Literal["full", "lora"] = Field("full", description="Full fine-tuning or LoRA adapters.")
+    lora: LoraOptions = Field(default_factory=LoraOptions, description="LoRA options (method=lora).")
+    hyperparameters: TrainHyperparameters = Field(default_factory=TrainHyperparameters)
+    packing: bool = Field(True, description="Pack short conversations into one sequence without cross-attention.")
+    zero_stage: Literal[0, 1, 2, 3] = Field(2, description="DeepSpeed ZeRO stage.")
+    offload: Literal["none", "optimizer", "optimizer_and_parameters"] = Field(
+        "none", description="DeepSpeed CPU offload."
+    )
+    num_processes: int = Field(1, ge=1, le=1024, description="Training processes (GPUs, or CPU processes without one).")
+    suffix: str | None = Field(None, max_length=64, description="Added to the fine-tuned model's name.")
+
+    @model_validator(mode="after")
+    def _offload_needs_zero(self) -> "TrainSpec":
+        if self.offload == "optimizer_and_parameters" and self.zero_stage != 3:
+            raise ValueError("offload=optimizer_and_parameters needs zero_stage=3")
+        if self.offload == "optimizer" and self.zero_stage == 0:
+            raise ValueError("offload=optimizer needs zero_stage 1, 2 or 3")
+        return self
+
+
+# ------------------------------------------------------------------------------------- quantize
+
+
+class QuantizeSpec(_Spec):
+    """GPTQ post-training quantization of a model."""
+
+    type: Literal["quantize"] = "quantize"
+    model_id: str = Field(description="Id or name of the model to quantize.")
+    bits: Literal[2, 3, 4, 8] = Field(4, description="Bits per weight (BELLE published 8 and 4).")
+    group_size: int = Field(128, description="Weights sharing one scale; -1 for one group per row (BELLE: 128).")
+    act_order: bool = Field(False, description="Quantize columns in order of decreasing activation (desc_act).")
+    symmetric: bool = Field(True, description="Symmetric quantization grid.")
+    damp_percent: float = Field(0.01, gt=0, lt=1, description="Hessian damping as a share of its mean diagonal.")
+    dataset_id: uuid.UUID | None = Field(
+        None, description="Calibration data; unset uses the dataset the model was trained on."
+    )
+    calibration_samples: int = Field(128, ge=1, le=4096, description="Calibration samples.")
+    calibration_length: int = Field(512, ge=16, le=32768, description="Maximum tokens per calibration sample.")
+
+    @model_validator(mode="after")
+    def _group_size_valid(self) -> "QuantizeSpec":
+        if self.group_size != -1 and (self.group_size < 1 or self.group_size & (self.group_size - 1)):
+            raise ValueError("group_size must be -1 or a power of two")
+        return self
+
+
+# ----------------------------------------------------------------------------------------- eval
+
+
+class GenerationOptions(_Spec):
+    max_new_tokens: int = Field(512, ge=1, le=32768, description="Tokens generated per answer.")
+    temperature: float = Field(0.0, ge=0, le=2, description="0 means greedy decoding.")
+    top_p: float = Field(1.0, gt=0, le=1)
+
+
+class EvalSpec(_Spec):
+    """Score one or more models on an eval set, per task class."""
+
+    type: Literal["eval"] = "eval"
+    model_ids: list[str] = Field(min_length=1, description="Ids or names of the models to evaluate.")
+    eval_file_id: uuid.UUID | None = Field(None, description="Uploaded eval set JSONL; unset uses the bundled set.")
+    mode: Literal["judge", "pairwise", "reference"] = Field(
+        "judge", description="Per-answer judge scores, pairwise judge preferences, or reference metrics only."
+    )
+    judge: TeacherEndpoint | None = Field(None, description="Judge endpoint (modes judge and pairwise).")
+    generation: GenerationOptions = Field(default_factory=GenerationOptions)
+    concurrency: int = Field(32, ge=1, le=1024, description="Judge requests in flight at once.")
+
+    @model_validator(mode="after")
+    def _judge_needed(self) -> "EvalSpec":
+        if self.mode != "reference" and self.judge is None:
+            raise ValueError(f"mode={self.mode} needs a judge endpoint")
+        if self.mode == "pairwise" and len(self.model_ids) != 2:
+            raise ValueError("mode=pairwise compares exactly two models")
+        return self
+
+
+# ------------------------------------------------------------------------------------ the union
+
+JobSpec = Annotated[
+    Union[ImportSpec, DatagenSpec, TrainSpec, QuantizeSpec, EvalSpec], Field(discriminator="type")
+]
+JOB_SPEC_ADAPTER: TypeAdapter[JobSpec] = TypeAdapter(JobSpec)
+JOB_TYPES: tuple[str, ...] = ("import", "datagen", "train", "quantize", "eval")
+
+
+def parse_spec(data: dict) -> JobSpec:
+    """Validate a stored or submitted spec; raises pydantic.ValidationError."""
+    return JOB_SPEC_ADAPTER.validate_python(data)
