@@ -32,6 +32,7 @@ from belle_shared.db.models import Job, JobStatus
 from belle_shared.db.types import utcnow
 from belle_shared.errors import JobCancelled, JobError, LeaseLost, RetryableJobError
 from belle_shared.jobs import add_event, set_terminal
+from belle_shared.logs import configure_logging
 from belle_shared.queue import QUEUE_FOR_TYPE, SendFailed, make_celery, send_job, task_name
 from belle_shared.settings import Settings
 from belle_shared.specs import JobSpec, parse_spec
@@ -377,13 +378,6 @@ def _run(handler: JobHandler, claim: Claim, ctx: JobContext, settings: Settings)
         error = {"code": "internal_error", "message": f"{type(exc).__name__}: {exc}",
                  "details": {"traceback": traceback.format_exc(limit=20)[-4000:]}}
         return Outcome(JobStatus.failed, f"job failed: {type(exc).__name__}: {exc}", error=error)
-
-
-def configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s",
-    )
 
 
 def run_worker(registry: JobRegistry, *, queue: str, settings: WorkerSettings, extra_args: list[str] | None = None) -> None:

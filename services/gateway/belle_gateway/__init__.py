@@ -1,0 +1,1 @@
+"""BELLE gateway: the HTTP face of the platform."""

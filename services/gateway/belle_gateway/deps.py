@@ -1,0 +1,54 @@
+"""Typed dependencies shared by the routers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from celery import Celery
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from belle_gateway.errors import APIError
+from belle_gateway.settings import GatewaySettings
+from belle_shared.artifacts import ArtifactStore
+from belle_shared.db.models import Team
+from belle_shared.teams import team_for_key
+
+
+def get_settings(request: Request) -> GatewaySettings:
+    return request.app.state.settings
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    with request.app.state.session_factory() as session:
+        yield session
+
+
+def get_celery(request: Request) -> Celery:
+    return request.app.state.celery
+
+
+def get_store(request: Request) -> ArtifactStore:
+    return request.app.state.store
+
+
+SettingsDep = Annotated[GatewaySettings, Depends(get_settings)]
+SessionDep = Annotated[Session, Depends(get_session)]
+CeleryDep = Annotated[Celery, Depends(get_celery)]
+StoreDep = Annotated[ArtifactStore, Depends(get_store)]
+
+
+def get_team(request: Request, session: SessionDep, settings: SettingsDep) -> Team:
+    header = request.headers.get("authorization", "")
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise APIError(401, "missing API key: send 'Authorization: Bearer <key>'", code="missing_api_key")
+    team = team_for_key(session, key=key.strip(), secret=settings.secret_key)
+    if team is None:
+        raise APIError(401, "invalid API key", code="invalid_api_key")
+    request.state.team_name = team.name  # for access logs and metrics; never the key
+    return team
+
+
+TeamDep = Annotated[Team, Depends(get_team)]

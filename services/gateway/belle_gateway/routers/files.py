@@ -1,0 +1,117 @@
+"""Files: JSONL uploads, checked line by line before anything is stored."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import uuid
+
+from fastapi import APIRouter, Form, Query, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy import func, select
+
+from belle_gateway.deps import SessionDep, SettingsDep, StoreDep, TeamDep
+from belle_gateway.errors import APIError
+from belle_gateway.schemas import FilePublic, FilesPublic
+from belle_shared.db.models import File
+
+router = APIRouter(prefix="/v1/files", tags=["files"])
+
+PURPOSES = ("fine-tune", "datagen", "eval", "import")
+MAX_REPORTED_LINE = 200  # characters of a bad line quoted back in an error
+
+
+def _spool(upload: UploadFile, limit: int) -> str:
+    """Copy the upload to a temporary file, refusing it past ``limit`` bytes."""
+    fd, path = tempfile.mkstemp(prefix="belle-upload-", suffix=".jsonl")
+    size = 0
+    try:
+        with os.fdopen(fd, "wb") as out:
+            while chunk := upload.file.read(1 << 20):
+                size += len(chunk)
+                if size > limit:
+                    raise APIError(413, f"file is larger than the upload limit of {limit} bytes", param="file",
+                                   code="file_too_large")
+                out.write(chunk)
+    except BaseException:
+        os.unlink(path)
+        raise
+    if size == 0:
+        os.unlink(path)
+        raise APIError(400, "file is empty", param="file", code="empty_file")
+    return path
+
+
+def _check_jsonl(path: str) -> int:
+    """Every non-blank line must be a JSON object; returns the number of such lines."""
+    rows = 0
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise APIError(400, f"line {number}: not UTF-8 text ({exc.reason} at byte {exc.start})",
+                               param="file", code="invalid_jsonl") from None
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as exc:
+                snippet = line.strip()[:MAX_REPORTED_LINE]
+                raise APIError(400, f"line {number}: not valid JSON ({exc.msg} at column {exc.colno}): {snippet}",
+                               param="file", code="invalid_jsonl") from None
+            if not isinstance(value, dict):
+                raise APIError(400, f"line {number}: expected a JSON object, found {type(value).__name__}",
+                               param="file", code="invalid_jsonl")
+            rows += 1
+    if rows == 0:
+        raise APIError(400, "file has no JSON lines", param="file", code="empty_file")
+    return rows
+
+
+def _store_upload(upload: UploadFile, purpose: str, session, store, settings, team) -> File:
+    path = _spool(upload, settings.max_upload_bytes)
+    try:
+        lines = _check_jsonl(path)
+        file_id = uuid.uuid4()
+        stored = store.put_file(path, f"teams/{team.id}/files/{file_id}.jsonl")
+    finally:
+        os.unlink(path)
+    filename = os.path.basename(upload.filename or "upload.jsonl")[:255]
+    file = File(id=file_id, team_id=team.id, filename=filename, purpose=purpose, bytes=stored.bytes, lines=lines,
+                sha256=stored.sha256, uri=stored.uri)
+    session.add(file)
+    session.commit()
+    return file
+
+
+@router.post("", status_code=201, response_model=FilePublic)
+async def upload(
+    session: SessionDep, store: StoreDep, settings: SettingsDep, team: TeamDep,
+    file: UploadFile, purpose: str = Form("fine-tune"),
+):
+    """Upload a JSONL file (multipart field `file`); each non-blank line must be a JSON object."""
+    if purpose not in PURPOSES:
+        raise APIError(400, f"purpose must be one of {', '.join(PURPOSES)}; got {purpose!r}", param="purpose",
+                       code="invalid_purpose")
+    created = await run_in_threadpool(_store_upload, file, purpose, session, store, settings, team)
+    return FilePublic.of(created)
+
+
+@router.get("", response_model=FilesPublic)
+def list_(session: SessionDep, team: TeamDep, limit: int = Query(20, ge=1, le=100), offset: int = Query(0, ge=0)):
+    """The team's files, newest first."""
+    where = File.team_id == team.id
+    total = session.scalar(select(func.count()).select_from(File).where(where)) or 0
+    rows = session.scalars(select(File).where(where).order_by(File.created_at.desc()).limit(limit).offset(offset)).all()
+    return FilesPublic(data=[FilePublic.of(f) for f in rows], has_more=offset + len(rows) < total)
+
+
+@router.get("/{file_id}", response_model=FilePublic)
+def get(file_id: uuid.UUID, session: SessionDep, team: TeamDep):
+    """One file's metadata."""
+    file = session.scalar(select(File).where(File.id == file_id, File.team_id == team.id))
+    if file is None:
+        raise APIError(404, f"no file with id {file_id}", param="file_id", code="file_not_found")
+    return FilePublic.of(file)

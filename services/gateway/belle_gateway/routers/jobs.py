@@ -1,0 +1,164 @@
+"""Jobs: submit, list, inspect, follow events, cancel."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from typing import Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
+from pydantic import ValidationError
+
+from belle_gateway.deps import CeleryDep, SessionDep, SettingsDep, TeamDep
+from belle_gateway.errors import APIError, validation_error
+from belle_gateway.metrics import JOBS_SUBMITTED
+from belle_gateway.schemas import JobEventPublic, JobEventsPublic, JobPublic, JobsPublic
+from belle_gateway.spec_checks import run_spec_checks
+from belle_shared.db.models import Job, JobStatus
+from belle_shared.jobs import CancelRefused, create_job, get_team_job, list_events, list_jobs, mark_sent, request_cancel
+from belle_shared.queue import SendFailed, send_job
+from belle_shared.specs import JOB_SPEC_ADAPTER
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+StatusName = Literal["validating_files", "queued", "running", "succeeded", "failed", "cancelled"]
+
+
+def submit_job(session, celery, settings, team, spec, parent_id: uuid.UUID | None = None) -> Job:
+    """Validate references, commit the job with its first event, then send its message (outbox)."""
+    if spec.type not in settings.enabled_job_types:
+        raise APIError(
+            400,
+            f"job type {spec.type!r} is not served by this deployment (enabled: {', '.join(settings.enabled_job_types)})",
+            param="type", code="job_type_unavailable",
+        )
+    run_spec_checks(session, team, spec)
+    job = create_job(session, team_id=team.id, spec=spec, parent_id=parent_id)
+    session.commit()
+    JOBS_SUBMITTED.labels(type=spec.type).inc()
+    try:
+        send_job(celery, job_id=job.id, job_type=job.type)
+    except SendFailed as exc:
+        # The job is committed; the sweeper sends it once the broker is back.
+        log.warning("%s; left for the sweeper", exc)
+        return job
+    mark_sent(session, job_id=job.id)
+    session.commit()
+    return job
+
+
+@router.post("", status_code=201, response_model=JobPublic)
+async def create(request: Request, session: SessionDep, celery: CeleryDep, settings: SettingsDep, team: TeamDep):
+    """Submit a job; the body is a job spec with its `type`."""
+    raw = await request.body()
+    try:
+        payload = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise APIError(400, f"request body is not valid JSON: {exc}", code="invalid_json") from None
+    if not isinstance(payload, dict):
+        raise APIError(400, f"request body must be a JSON object (a job spec), not {type(payload).__name__}",
+                       code="invalid_body")
+    try:
+        spec = JOB_SPEC_ADAPTER.validate_python(payload)
+    except ValidationError as exc:
+        raise validation_error(exc) from None
+    job = await run_in_threadpool(submit_job, session, celery, settings, team, spec)
+    return JobPublic.of(job)
+
+
+@router.get("", response_model=JobsPublic)
+def list_(
+    session: SessionDep,
+    team: TeamDep,
+    type: str | None = Query(None, description="Only jobs of this type."),
+    status: StatusName | None = Query(None, description="Only jobs in this status."),
+    limit: int = Query(20, ge=1, le=100),
+    offset: int = Query(0, ge=0),
+):
+    """List the team's jobs, newest first."""
+    jobs, total = list_jobs(session, team_id=team.id, job_type=type, status=status, limit=limit, offset=offset)
+    return JobsPublic(data=[JobPublic.of(j) for j in jobs], count=total, has_more=offset + len(jobs) < total)
+
+
+def _team_job(session, team, job_id: uuid.UUID) -> Job:
+    job = get_team_job(session, team_id=team.id, job_id=job_id)
+    if job is None:
+        raise APIError(404, f"no job with id {job_id}", param="job_id", code="job_not_found")
+    return job
+
+
+@router.get("/{job_id}", response_model=JobPublic)
+def get(job_id: uuid.UUID, session: SessionDep, team: TeamDep):
+    """One job with its spec, status, error and result."""
+    return JobPublic.of(_team_job(session, team, job_id))
+
+
+@router.post("/{job_id}/cancel", response_model=JobPublic)
+def cancel(job_id: uuid.UUID, session: SessionDep, team: TeamDep):
+    """Cancel a queued job, or ask a running job to stop (status turns `cancelled` within seconds)."""
+    job = get_team_job(session, team_id=team.id, job_id=job_id, for_update=True)
+    if job is None:
+        raise APIError(404, f"no job with id {job_id}", param="job_id", code="job_not_found")
+    try:
+        request_cancel(session, job=job)
+    except CancelRefused as exc:
+        raise APIError(409, str(exc), param="job_id", code="job_finished") from None
+    session.commit()
+    return JobPublic.of(job)
+
+
+@router.get("/{job_id}/events", response_model=JobEventsPublic)
+async def events(
+    request: Request,
+    job_id: uuid.UUID,
+    session: SessionDep,
+    team: TeamDep,
+    after: int = Query(0, ge=0, description="Only events with a larger id."),
+    limit: int = Query(100, ge=1, le=1000),
+    stream: bool = Query(False, description="Follow the job as server-sent events until it ends."),
+):
+    """The job's events in order; with `stream=true` (or `Accept: text/event-stream`) a live SSE stream."""
+    await run_in_threadpool(_team_job, session, team, job_id)
+    if stream or "text/event-stream" in request.headers.get("accept", ""):
+        last_id = request.headers.get("last-event-id", "")
+        start = int(last_id) if last_id.isdigit() else after
+        factory = request.app.state.session_factory
+        return StreamingResponse(
+            _follow(factory, job_id, start, request.app.state.settings.sse_poll_interval),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+    rows = await run_in_threadpool(list_events, session, job_id=job_id, after=after, limit=limit + 1)
+    return JobEventsPublic(data=[JobEventPublic.of(e) for e in rows[:limit]], has_more=len(rows) > limit)
+
+
+def _poll(factory, job_id: uuid.UUID, after: int):
+    with factory() as session:
+        rows = list_events(session, job_id=job_id, after=after, limit=500)
+        status = session.get(Job, job_id).status
+        return [JobEventPublic.of(e) for e in rows], status
+
+
+async def _follow(factory, job_id: uuid.UUID, after: int, interval: float):
+    idle = 0.0
+    while True:
+        rows, status = await run_in_threadpool(_poll, factory, job_id, after)
+        for event in rows:
+            after = event.id
+            yield f"id: {event.id}\nevent: job.event\ndata: {event.model_dump_json()}\n\n"
+        if not rows and JobStatus(status).is_terminal:
+            yield f"event: end\ndata: {json.dumps({'status': status})}\n\n"
+            return
+        if rows:
+            idle = 0.0
+        else:
+            idle += interval
+            if idle >= 15:  # keep proxies from closing a quiet stream
+                idle = 0.0
+                yield ": keep-alive\n\n"
+        await asyncio.sleep(interval)
