@@ -6,6 +6,8 @@ and pass the object down, so tests can hand in their own.
 
 from __future__ import annotations
 
+import hashlib
+import tempfile
 from pathlib import Path
 from typing import Literal
 
@@ -83,8 +85,15 @@ class Settings(BaseSettings):
 
     @property
     def redis_socket(self) -> Path:
-        """Unix socket of the embedded Redis that `belle up` starts."""
-        return (self.data_dir / "redis.sock").resolve()
+        """Unix socket of the embedded Redis that `belle up` starts.
+
+        Socket paths are limited to ~107 bytes; a deep data_dir gets a short path in /tmp derived from it.
+        """
+        path = (self.data_dir / "redis.sock").resolve()
+        if len(str(path)) <= 100:
+            return path
+        digest = hashlib.sha256(str(path).encode()).hexdigest()[:16]
+        return Path(tempfile.gettempdir()) / f"belle-{digest}.sock"
 
     @property
     def resolved_broker_url(self) -> str:

@@ -165,7 +165,7 @@ def _instruction_row(row: dict, *, allow_history: bool) -> dict:
     human = instruction + "\n" + extra if extra.strip() else instruction
     output = _nonempty(_string(row, "output", "output"), "output")
     turns += [("human", human, "instruction"), ("assistant", output, "output")]
-    return _assemble(turns, None, "history")
+    return _assemble(turns, None, "instruction")
 
 
 # BELLE's Hugging Face exports wrap the prompt as "Human: ...\n\nAssistant: "; the markers belong
@@ -207,13 +207,14 @@ def _turn_list(
     *,
     key: str,
     role_key: str,
+    text_key: str,
     roles: dict[str, str],
     read_text: Callable[[dict, str], str],
 ) -> dict:
     """Shared walk over a list of role-tagged items (conversations / messages)."""
-    items = row.get(key) if key in row else None
     if key not in row:
         raise RowError(f"missing required key {_show(key)}", key)
+    items = row[key]
     if not isinstance(items, list):
         raise RowError(f"expected an array of turns, found {_json_type(items)}", key)
     allowed = ", ".join(_show(name) for name in roles)
@@ -221,7 +222,7 @@ def _turn_list(
     turns: list[_Turn] = []
     for i, item in enumerate(items):
         where = f"{key}[{i}]"
-        item = _object(item, where, f'an object with "{role_key}" and a text')
+        item = _object(item, where, f'an object with "{role_key}" and "{text_key}"')
         role_field = f"{where}.{role_key}"
         name = _string(item, role_key, role_field)
         role = roles.get(name.strip().lower())  # real data mixes "Human", "GPT", "user "
@@ -233,13 +234,8 @@ def _turn_list(
                 raise RowError(f"a system turn is only allowed first, found one at position {i}", role_field)
             system = text
             continue
-        turns.append((role, _nonempty(text, _text_field(item, where)), role_field))
+        turns.append((role, _nonempty(text, f"{where}.{text_key}"), role_field))
     return _assemble(turns, system, key)
-
-
-def _text_field(item: dict, where: str) -> str:
-    # Where an empty text is reported: the conversations "value" or the messages "content".
-    return f"{where}.value" if "value" in item else f"{where}.content"
 
 
 def _conversation_value(item: dict, where: str) -> str:
@@ -269,15 +265,26 @@ def _message_content(item: dict, where: str) -> str:
 
 
 def _belle_conversations_row(row: dict) -> dict:
-    return _turn_list(row, key="conversations", role_key="from", roles=_BELLE_ROLES, read_text=_conversation_value)
+    return _turn_list(
+        row, key="conversations", role_key="from", text_key="value", roles=_BELLE_ROLES, read_text=_conversation_value
+    )
 
 
 def _sharegpt_row(row: dict) -> dict:
-    return _turn_list(row, key="conversations", role_key="from", roles=_SHAREGPT_ROLES, read_text=_conversation_value)
+    return _turn_list(
+        row,
+        key="conversations",
+        role_key="from",
+        text_key="value",
+        roles=_SHAREGPT_ROLES,
+        read_text=_conversation_value,
+    )
 
 
 def _openai_row(row: dict) -> dict:
-    return _turn_list(row, key="messages", role_key="role", roles=_OPENAI_ROLES, read_text=_message_content)
+    return _turn_list(
+        row, key="messages", role_key="role", text_key="content", roles=_OPENAI_ROLES, read_text=_message_content
+    )
 
 
 # ------------------------------------------------------------------------------------ registry

@@ -39,12 +39,15 @@ CeleryDep = Annotated[Celery, Depends(get_celery)]
 StoreDep = Annotated[ArtifactStore, Depends(get_store)]
 
 
-def get_team(request: Request, session: SessionDep, settings: SettingsDep) -> Team:
+def get_team(request: Request, settings: SettingsDep) -> Team:
+    # Its own short session: the request's session must not open a transaction before the route
+    # needs one (on SQLite every transaction takes the write lock; see belle_shared.db.engine).
     header = request.headers.get("authorization", "")
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
         raise APIError(401, "missing API key: send 'Authorization: Bearer <key>'", code="missing_api_key")
-    team = team_for_key(session, key=key.strip(), secret=settings.secret_key)
+    with request.app.state.session_factory() as session:
+        team = team_for_key(session, key=key.strip(), secret=settings.secret_key)
     if team is None:
         raise APIError(401, "invalid API key", code="invalid_api_key")
     request.state.team_name = team.name  # for access logs and metrics; never the key

@@ -26,7 +26,9 @@ def _make_sqlite_engine(url: str) -> Engine:
     # The gateway, workers and sweeper write to one SQLite file from several processes. WAL lets
     # readers go on while one writes; BEGIN IMMEDIATE takes the write lock at the start of a
     # transaction, so a read-then-write transaction waits (busy timeout) instead of failing with
-    # "database is locked" when it tries to upgrade its lock.
+    # "database is locked" when it tries to upgrade its lock. The price: every transaction, reads
+    # included, holds the write lock until it ends, so sessions must stay short (never held across
+    # slow work or a streaming response).
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record):
         dbapi_connection.isolation_level = None  # let SQLAlchemy's "begin" event emit BEGIN

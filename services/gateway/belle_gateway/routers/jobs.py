@@ -116,25 +116,36 @@ def cancel(job_id: uuid.UUID, session: SessionDep, team: TeamDep):
 async def events(
     request: Request,
     job_id: uuid.UUID,
-    session: SessionDep,
     team: TeamDep,
     after: int = Query(0, ge=0, description="Only events with a larger id."),
     limit: int = Query(100, ge=1, le=1000),
     stream: bool = Query(False, description="Follow the job as server-sent events until it ends."),
 ):
     """The job's events in order; with `stream=true` (or `Accept: text/event-stream`) a live SSE stream."""
-    await run_in_threadpool(_team_job, session, team, job_id)
+    # Short sessions only: a stream can last as long as the job, and must not hold a transaction.
+    factory = request.app.state.session_factory
     if stream or "text/event-stream" in request.headers.get("accept", ""):
+        await run_in_threadpool(_check_owner, factory, team, job_id)
         last_id = request.headers.get("last-event-id", "")
         start = int(last_id) if last_id.isdigit() else after
-        factory = request.app.state.session_factory
         return StreamingResponse(
             _follow(factory, job_id, start, request.app.state.settings.sse_poll_interval),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
-    rows = await run_in_threadpool(list_events, session, job_id=job_id, after=after, limit=limit + 1)
+    rows = await run_in_threadpool(_owned_events, factory, team, job_id, after, limit + 1)
     return JobEventsPublic(data=[JobEventPublic.of(e) for e in rows[:limit]], has_more=len(rows) > limit)
+
+
+def _check_owner(factory, team, job_id: uuid.UUID) -> None:
+    with factory() as session:
+        _team_job(session, team, job_id)
+
+
+def _owned_events(factory, team, job_id: uuid.UUID, after: int, limit: int):
+    with factory() as session:
+        _team_job(session, team, job_id)
+        return list_events(session, job_id=job_id, after=after, limit=limit)
 
 
 def _poll(factory, job_id: uuid.UUID, after: int):

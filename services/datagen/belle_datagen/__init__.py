@@ -1,0 +1,1 @@
+"""BELLE datagen service: dataset import, self-instruct generation and their Celery tasks."""
