@@ -1,0 +1,32 @@
+# The README's commands. Everything installs into .venv through constraints.txt.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt
+PACKAGES := -e shared -e services/gateway -e services/datagen -e cli
+
+.PHONY: install install-test demo up test clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+install: $(BIN)/python
+	$(PIP) $(PACKAGES)
+
+install-test: install
+	$(PIP) -r requirements-test.txt
+
+# The offline demo on the embedded default (no servers needed).
+demo: install
+	$(BIN)/belle demo
+
+# Start the embedded stack (gateway + workers) and keep it running.
+up: install
+	$(BIN)/belle up
+
+# The test suite. Integration tests use the local PostgreSQL and Redis (see .ci/run to start them).
+test: install-test
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .belle .pytest_cache

@@ -1,0 +1,45 @@
+"""Helpers for tests that drive the gateway over HTTP."""
+
+from __future__ import annotations
+
+import json
+import time
+
+
+def wait_for(predicate, *, timeout: float = 30.0, interval: float = 0.1, message: str = "condition"):
+    """Poll until ``predicate()`` returns something truthy; returns it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+
+
+def jsonl(rows) -> bytes:
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode("utf-8")
+
+
+def upload(client, headers, rows=None, *, content: bytes | None = None, filename="data.jsonl", purpose="import") -> dict:
+    body = content if content is not None else jsonl(rows)
+    response = client.post("/v1/files", headers=headers, files={"file": (filename, body)}, data={"purpose": purpose})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def wait_status(client, headers, job_id: str, statuses=("succeeded", "failed", "cancelled"), timeout: float = 60.0) -> dict:
+    def current():
+        job = client.get(f"/v1/jobs/{job_id}", headers=headers).json()
+        return job if job["status"] in statuses else None
+
+    return wait_for(current, timeout=timeout, message=f"job {job_id} to reach {statuses}")
+
+
+def events(client, headers, job_id: str) -> list[dict]:
+    return client.get(f"/v1/jobs/{job_id}/events", headers=headers, params={"limit": 1000}).json()["data"]
+
+
+def big_import_rows(n: int):
+    """Rows that take the import job several seconds, so a test can act while it runs."""
+    return ({"instruction": f"把数字 {i} 写成中文", "input": "", "output": f"答案 {i}"} for i in range(n))
