@@ -158,10 +158,13 @@ def start_worker(settings, tmp_path):
         worker.stop()
 
 
-@pytest.fixture(scope="session")
-def session_worker(settings, tmp_path_factory):
-    """One datagen worker shared by the tests that only need a worker to exist."""
-    worker = WorkerProcess(settings, tmp_path_factory.mktemp("logs") / "session-worker.log", BELLE_WORKER_CONCURRENCY=2)
+@pytest.fixture(scope="module")
+def module_worker(settings, tmp_path_factory):
+    """One datagen worker shared by a module's tests that only need a worker to exist.
+
+    Module-scoped so that tests about workers dying (which start their own) never share the queue
+    with a worker they do not control."""
+    worker = WorkerProcess(settings, tmp_path_factory.mktemp("logs") / "module-worker.log", BELLE_WORKER_CONCURRENCY=2)
     yield worker
     worker.stop()
 

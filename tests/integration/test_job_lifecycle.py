@@ -24,7 +24,7 @@ ROWS = [
 ]
 
 
-def test_import_job_runs_to_success_with_events_and_dataset(client, team, session_worker, session_factory, settings):
+def test_import_job_runs_to_success_with_events_and_dataset(client, team, module_worker, session_factory, settings):
     _, headers = team
     file = upload(client, headers, ROWS, filename="mixed.jsonl")
     assert file["lines"] == 6
@@ -65,7 +65,7 @@ def test_import_job_runs_to_success_with_events_and_dataset(client, team, sessio
     assert rows[3]["system"] == "你是助手"
 
 
-def test_import_with_no_usable_row_fails_with_line_numbers_and_no_dataset(client, team, session_worker, session_factory):
+def test_import_with_no_usable_row_fails_with_line_numbers_and_no_dataset(client, team, module_worker, session_factory):
     _, headers = team
     file = upload(client, headers, [{"foo": 1}, {"instruction": "", "output": "x"}])
     job = client.post("/v1/jobs", headers=headers, json={"type": "import", "file_id": file["id"]}).json()
@@ -77,7 +77,7 @@ def test_import_with_no_usable_row_fails_with_line_numbers_and_no_dataset(client
         assert session.scalar(select(Dataset).where(Dataset.job_id == job["id"])) is None
 
 
-def test_event_stream_follows_job_until_it_ends(client, team, session_worker):
+def test_event_stream_follows_job_until_it_ends(client, team, module_worker):
     _, headers = team
     file = upload(client, headers, ROWS[:2])
     job = client.post("/v1/jobs", headers=headers, json={"type": "import", "file_id": file["id"]}).json()
@@ -100,7 +100,7 @@ def test_event_stream_follows_job_until_it_ends(client, team, session_worker):
     assert [e["id"] for e in seen] == sorted(e["id"] for e in seen)
 
 
-def test_list_jobs_filters_and_paginates(client, team, session_worker):
+def test_list_jobs_filters_and_paginates(client, team, module_worker):
     _, headers = team
     file = upload(client, headers, ROWS[:1])
     ids = [client.post("/v1/jobs", headers=headers, json={"type": "import", "file_id": file["id"]}).json()["id"]
@@ -122,7 +122,7 @@ def test_readyz_checks_database_and_broker(client):
     assert client.get("/healthz").json() == {"status": "ok"}
 
 
-def test_metrics_count_jobs_by_status(client, team, session_worker):
+def test_metrics_count_jobs_by_status(client, team, module_worker):
     _, headers = team
     file = upload(client, headers, ROWS[:1])
     job = client.post("/v1/jobs", headers=headers, json={"type": "import", "file_id": file["id"]}).json()
