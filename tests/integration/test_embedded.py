@@ -1,0 +1,124 @@
+"""The embedded default as a user runs it: `belle up` with no servers, then HTTP, then kills."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from helpers import big_import_rows, jsonl, wait_for
+
+pytestmark = [pytest.mark.embedded, pytest.mark.slow]
+
+BELLE = [sys.executable, "-m", "belle_cli.main"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _env(data_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BELLE_")}
+    env.update(BELLE_DATA_DIR=str(data_dir), BELLE_HEARTBEAT_INTERVAL="0.5", BELLE_LEASE_TIMEOUT="3",
+               BELLE_SWEEP_INTERVAL="0.5", PYTHONUNBUFFERED="1")
+    return env
+
+
+@pytest.fixture
+def stack(tmp_path):
+    """`belle up` in a fresh data folder; yields (process, url, headers)."""
+    data_dir = tmp_path / "belle"
+    port = _free_port()
+    env = _env(data_dir)
+    log = open(tmp_path / "up.log", "wb")
+    proc = subprocess.Popen([*BELLE, "up", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+
+    def ready():
+        if proc.poll() is not None:
+            raise AssertionError(f"belle up exited: {(tmp_path / 'up.log').read_text()}")
+        try:
+            return httpx.get(f"{url}/readyz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_for(ready, timeout=90, message="belle up to be ready")
+    created = subprocess.run([*BELLE, "admin", "create-team", "alpha"], env=env, capture_output=True, text=True,
+                             check=True)
+    key = created.stdout.strip().splitlines()[-1]
+    assert key.startswith("belle-")
+    yield proc, url, {"Authorization": f"Bearer {key}"}, data_dir
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+    log.close()
+
+
+def _import(url, headers, content: bytes) -> str:
+    file = httpx.post(f"{url}/v1/files", headers=headers, files={"file": ("d.jsonl", content)}, timeout=60).json()
+    job = httpx.post(f"{url}/v1/jobs", headers=headers, json={"type": "import", "file_id": file["id"]}).json()
+    return job["id"]
+
+
+def _job(url, headers, job_id):
+    return httpx.get(f"{url}/v1/jobs/{job_id}", headers=headers).json()
+
+
+def _worker_main(up_pid: int) -> psutil.Process:
+    children = psutil.Process(up_pid).children()
+    return next(p for p in children if "belle_datagen.worker" in " ".join(p.cmdline()))
+
+
+def test_embedded_stack_runs_an_import_and_stops_cleanly(stack):
+    proc, url, headers, data_dir = stack
+    assert (data_dir / "belle.db").exists()
+    job_id = _import(url, headers, jsonl([{"instruction": "你好", "output": "你好！"}]))
+    job = wait_for(lambda: (j := _job(url, headers, job_id))["status"] in ("succeeded", "failed") and j,
+                   timeout=30, message="import to finish")
+    assert job["status"] == "succeeded" and job["result"]["rows"] == 1
+
+    tree = psutil.Process(proc.pid).children(recursive=True)
+    assert len(tree) >= 3  # redis, gateway, datagen worker (+ its pool)
+    proc.send_signal(signal.SIGINT)  # Ctrl-C
+    assert proc.wait(timeout=60) == 0
+    gone, alive = psutil.wait_procs(tree, timeout=10)
+    assert alive == [], f"left running after Ctrl-C: {[p.cmdline() for p in alive]}"
+
+
+def test_killed_worker_in_embedded_stack_is_restarted_and_its_job_finishes(stack):
+    proc, url, headers, _ = stack
+    job_id = _import(url, headers, jsonl(big_import_rows(300_000)))
+    wait_for(lambda: _job(url, headers, job_id)["status"] == "running", timeout=30, message="job running")
+
+    worker = _worker_main(proc.pid)
+    for p in [worker, *worker.children(recursive=True)]:
+        p.kill()  # SIGKILL the worker and its pool
+    job = wait_for(lambda: (j := _job(url, headers, job_id))["status"] in ("succeeded", "failed") and j,
+                   timeout=120, message="job to finish after the worker was killed")
+    assert job["status"] == "succeeded", job["error"]
+    assert job["attempts"] == 2 and job["result"]["rows"] == 300_000
+    assert _worker_main(proc.pid).pid != worker.pid  # the supervisor restarted it
+
+
+def test_sigkilled_belle_up_leaves_no_orphans(stack):
+    proc, _, _, _ = stack
+    tree = psutil.Process(proc.pid).children(recursive=True)
+    assert tree
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    gone, alive = psutil.wait_procs(tree, timeout=20)
+    assert alive == [], f"orphans after SIGKILL of belle up: {[p.cmdline() for p in alive]}"
