@@ -63,7 +63,7 @@ class DatagenSpec(_Spec):
     """Self-instruct generation of an instruction dataset from a teacher model."""
 
     type: Literal["datagen"] = "datagen"
-    teacher: TeacherEndpoint
+    teacher: TeacherEndpoint = Field(description="The teacher model that writes the instructions.")
     target_count: int = Field(1000, ge=1, le=10_000_000, description="Stop after this many accepted instructions.")
     language: Literal["zh", "en"] = Field("zh", description="Language of the prompt and the filters.")
     seed_file_id: uuid.UUID | None = Field(None, description="Uploaded seed-task JSONL; unset uses the bundled seeds.")
@@ -123,7 +123,9 @@ class TrainSpec(_Spec):
     validation_split: float = Field(0.02, ge=0, lt=0.5, description="Share held out for eval loss when no validation set.")
     method: Literal["full", "lora"] = Field("full", description="Full fine-tuning or LoRA adapters.")
     lora: LoraOptions = Field(default_factory=LoraOptions, description="LoRA options (method=lora).")
-    hyperparameters: TrainHyperparameters = Field(default_factory=TrainHyperparameters)
+    hyperparameters: TrainHyperparameters = Field(
+        default_factory=TrainHyperparameters, description="Optimisation settings (BELLE's defaults)."
+    )
     packing: bool = Field(True, description="Pack short conversations into one sequence without cross-attention.")
     zero_stage: Literal[0, 1, 2, 3] = Field(2, description="DeepSpeed ZeRO stage.")
     offload: Literal["none", "optimizer", "optimizer_and_parameters"] = Field(
@@ -173,7 +175,7 @@ class QuantizeSpec(_Spec):
 class GenerationOptions(_Spec):
     max_new_tokens: int = Field(512, ge=1, le=32768, description="Tokens generated per answer.")
     temperature: float = Field(0.0, ge=0, le=2, description="0 means greedy decoding.")
-    top_p: float = Field(1.0, gt=0, le=1)
+    top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling; 1 disables it.")
 
 
 class EvalSpec(_Spec):
@@ -186,7 +188,9 @@ class EvalSpec(_Spec):
         "judge", description="Per-answer judge scores, pairwise judge preferences, or reference metrics only."
     )
     judge: TeacherEndpoint | None = Field(None, description="Judge endpoint (modes judge and pairwise).")
-    generation: GenerationOptions = Field(default_factory=GenerationOptions)
+    generation: GenerationOptions = Field(
+        default_factory=GenerationOptions, description="How the candidate models generate their answers."
+    )
     concurrency: int = Field(32, ge=1, le=1024, description="Judge requests in flight at once.")
 
     @model_validator(mode="after")
