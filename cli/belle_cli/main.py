@@ -154,7 +154,8 @@ def files_list(api_url: Optional[str] = ApiUrl, api_key: Optional[str] = ApiKey)
         data = _client(api_url, api_key).files()["data"]
     except APIError as exc:
         _fail(str(exc))
-    table = Table("id", "filename", "purpose", "lines", "bytes")
+    table = Table("filename", "purpose", "lines", "bytes")
+    table.columns.insert(0, _id_column())
     for f in data:
         table.add_row(f["id"], f["filename"], f["purpose"], str(f["lines"]), str(f["bytes"]))
     out.print(table)
@@ -195,7 +196,8 @@ def jobs_list(type: Optional[str] = None, status: Optional[str] = None, limit: i
         page = _client(api_url, api_key).jobs(type=type, status=status, limit=limit)
     except APIError as exc:
         _fail(str(exc))
-    table = Table("id", "type", "status", "created", "finished", title=f"{page['count']} jobs")
+    table = Table("type", "status", "created", "finished", title=f"{page['count']} jobs")
+    table.columns.insert(0, _id_column())
     for j in page["data"]:
         table.add_row(j["id"], j["type"], j["status"], j["created_at"][:19], (j["finished_at"] or "")[:19])
     out.print(table)
@@ -233,6 +235,13 @@ def jobs_cancel(job_id: str, api_url: Optional[str] = ApiUrl, api_key: Optional[
     except APIError as exc:
         _fail(str(exc))
     out.print(f"{job['id']}: {job['status']}" + (" (cancellation requested)" if job["status"] == "running" else ""))
+
+
+def _id_column():
+    from rich.table import Column
+
+    # Ids are for copying: never truncated, whatever the terminal width.
+    return Column("id", no_wrap=True, min_width=36)
 
 
 def _print_event(event: dict) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -97,6 +98,31 @@ def test_embedded_stack_runs_an_import_and_stops_cleanly(stack):
     assert proc.wait(timeout=60) == 0
     gone, alive = psutil.wait_procs(tree, timeout=10)
     assert alive == [], f"left running after Ctrl-C: {[p.cmdline() for p in alive]}"
+
+
+def test_cli_uploads_submits_and_follows_a_job(stack, tmp_path):
+    proc, url, headers, data_dir = stack
+    env = {**_env(data_dir), "BELLE_API_URL": url, "BELLE_API_KEY": headers["Authorization"].split()[1]}
+    data = tmp_path / "rows.jsonl"
+    data.write_bytes(jsonl([{"instruction": "1+1", "output": "2"}, {"instruction": "2+2", "output": "4"}]))
+    uploaded = subprocess.run([*BELLE, "files", "upload", str(data), "--purpose", "import"], env=env,
+                              capture_output=True, text=True)
+    assert uploaded.returncode == 0, uploaded.stderr
+    file_id = json.loads(uploaded.stdout)["id"]
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"type": "import", "file_id": file_id, "name": "cli-data"}))
+    submitted = subprocess.run([*BELLE, "jobs", "submit", str(spec), "--follow"], env=env, capture_output=True,
+                               text=True, timeout=60)
+    assert submitted.returncode == 0, submitted.stderr
+    job = json.loads(submitted.stdout)
+    assert job["status"] == "succeeded" and job["result"]["rows"] == 2
+    assert "job succeeded" in submitted.stderr  # the followed events
+    listed = subprocess.run([*BELLE, "jobs", "list"], env=env, capture_output=True, text=True)
+    assert job["id"] in listed.stdout
+    # A bad spec is refused with the gateway's message and a non-zero exit.
+    spec.write_text(json.dumps({"type": "import", "file_id": "nope"}))
+    refused = subprocess.run([*BELLE, "jobs", "submit", str(spec)], env=env, capture_output=True, text=True)
+    assert refused.returncode == 1 and "file_id" in refused.stderr
 
 
 def test_killed_worker_in_embedded_stack_is_restarted_and_its_job_finishes(stack):
