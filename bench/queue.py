@@ -437,7 +437,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--latency-jobs", type=int, default=30,
                    help="jobs per latency phase, submitted one at a time (default 30)")
     p.add_argument("--clients", type=int, default=8, help="concurrent submitting threads (default 8)")
-    p.add_argument("--rounds", type=int, default=3, help="measured rounds per path, alternating (default 3)")
+    p.add_argument("--rounds", type=int, default=5, help="measured rounds per path, alternating (default 5)")
     p.add_argument("--worker-concurrency", type=int, default=2, help="datagen worker pool size (default 2)")
     p.add_argument("--database-url", default=DEFAULT_DATABASE_URL,
                    help="PostgreSQL server (SQLAlchemy URL; its database is only used to create and drop "

@@ -156,7 +156,8 @@ def test_memory_does_not_grow_with_rows():
         after, _ = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    # Storing anything per row would cost megabytes here; counters cost nothing.
-    assert after - before < 10_000
+    # Storing even one pointer per row would cost 400 kB here; counters cost nothing. The margin
+    # absorbs allocations of background threads (a test gateway's sweeper) that tracemalloc also sees.
+    assert after - before < 100_000
     assert stats.rows == 51_000
     assert stats.to_dict()["characters"] == {"human": 50 * 51_000, "assistant": 100 * 51_000, "system": 0}
