@@ -1,6 +1,7 @@
 """Job queue benchmark: jobs submitted through the gateway vs bare Celery ``send_task``, same workers.
 
-    python bench/queue.py                                   # defaults sized for a 2-core machine
+    python bench/queue.py              # defaults sized for a 2-core machine (~45 s); needs the project's
+                                       # packages (e.g. .venv/bin/python) and PostgreSQL + Redis running
     python bench/queue.py --jobs 500 --clients 16 --rounds 5 --worker-concurrency 4
     python bench/queue.py --database-url postgresql+psycopg://postgres@db:5432/postgres \\
         --broker-url redis://redis:6379/0
@@ -11,7 +12,7 @@ are deleted at the end). It starts a real gateway (``python -m belle_gateway``, 
 real datagen worker (``python -m belle_datagen.worker``, the ``belle-datagen-worker`` entry point,
 prefork pool), creates a team in the database and uploads a one-row JSONL file. Every job is an
 ``import`` of that file, so both paths make the workers do exactly the same work: claim the row,
-mark it running, import one row, write the dataset file and rows, record success.
+mark it running, import one row, write the dataset file and its database rows, record success.
 
 The two paths differ only in what the gateway adds in front of the broker:
 
@@ -21,7 +22,7 @@ The two paths differ only in what the gateway adds in front of the broker:
 - **gateway**: one ``POST /v1/jobs`` per job over HTTP (auth, validation, spec checks, the
   transactional write of job + event, the send, the ``sent_at`` update).
 
-Each round measures each path twice:
+Each round measures each path in two phases:
 
 - **throughput**: ``--jobs`` jobs submitted as fast as ``--clients`` threads can (one
   ``httpx.Client`` each on the gateway path), then waited on. jobs/s = jobs / (last job finished -
@@ -369,7 +370,7 @@ class BarePath:
     def __init__(self, stack: Stack, clients: int):
         self.stack = stack
         self.states: list[object] = [None] * clients
-        self.name_ = task_name("import")
+        self.task = task_name("import")
         self.queue = QUEUE_FOR_TYPE["import"]
         self.ids: list[uuid.UUID] = []
 
@@ -379,7 +380,7 @@ class BarePath:
     def submit(self, _state: object, i: int) -> tuple[float, uuid.UUID]:
         job_id = self.ids[i]
         ts = time.time()
-        self.stack.celery.send_task(self.name_, args=[str(job_id)], queue=self.queue)
+        self.stack.celery.send_task(self.task, args=[str(job_id)], queue=self.queue)
         return ts, job_id
 
     def close(self) -> None:

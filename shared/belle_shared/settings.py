@@ -41,6 +41,10 @@ class Settings(BaseSettings):
         "belle", description="Prefix of queue names and broker keys, so several stacks can share one Redis."
     )
     log_level: str = Field("INFO", description="Python logging level name.")
+    db_pool_size: int = Field(
+        20, ge=1, description="Database connections kept open per process (PostgreSQL); as many again may "
+        "be opened under load. The gateway serves up to 40 requests at once from its thread pool."
+    )
     secret_key: str = Field(
         "dev-secret", description="Server-side secret (HMAC pepper for API key hashes). Required in production."
     )

@@ -32,7 +32,7 @@ def add_api_key(session: Session, *, team_id: uuid.UUID, secret: str) -> str:
 
 
 def team_for_key(session: Session, *, key: str, secret: str) -> Team | None:
-    api_key = session.scalar(
-        select(ApiKey).where(ApiKey.key_hash == hash_api_key(key, secret), ApiKey.revoked_at.is_(None))
+    # One query: authentication runs on every request.
+    return session.scalar(
+        select(Team).join(ApiKey).where(ApiKey.key_hash == hash_api_key(key, secret), ApiKey.revoked_at.is_(None))
     )
-    return api_key.team if api_key else None
