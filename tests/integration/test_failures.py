@@ -170,3 +170,53 @@ def test_job_that_keeps_losing_its_worker_fails_after_max_attempts(session_facto
     with session_factory() as session:
         row = session.get(Job, job_id)
         assert row.status == "failed" and row.error["code"] == "worker_lost"
+
+
+@pytest.mark.parametrize("raised, status, code", [
+    ("retryable", "queued", "teacher_rate_limited"),
+    ("job_error", "failed", "bad_input"),
+    ("crash", "failed", "internal_error"),
+])
+def test_task_decorator_classifies_errors(session_factory, settings, team, raised, status, code):
+    """The one task wrapper turns what a job function raises into a recorded, typed outcome."""
+    from belle_shared.errors import JobError, RetryableJobError
+    from belle_shared.jobs import create_job
+    from belle_shared.queue import make_celery
+    from belle_shared.worker import JobHandler, WorkerRuntime, execute_job
+
+    def job_function(spec, ctx):
+        ctx.progress("halfway", done=0.5)
+        if raised == "retryable":
+            raise RetryableJobError("teacher_rate_limited", "429 from the teacher")
+        if raised == "job_error":
+            raise JobError("bad_input", "row 3 is broken", param="file_id")
+        raise ZeroDivisionError("division by zero")
+
+    created, _ = team
+    with session_factory() as session:
+        job = create_job(session, team_id=created.id, spec=ImportSpec(file_id=uuid.uuid4()))
+        session.commit()
+        job_id = job.id
+    runtime = WorkerRuntime(settings)
+    runtime.bind_celery(make_celery(settings))
+    # A backoff far beyond the test run, so the retry message is never consumed by a later test's worker.
+    handler = JobHandler("import", job_function, retry_backoff=36_000)
+
+    outcome = execute_job(handler, runtime, job_id)
+
+    assert outcome.status == status and outcome.error["code"] == code
+    with session_factory() as session:
+        row = session.get(Job, job_id)
+        log = session.scalars(select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id)).all()
+    assert row.status == status and row.attempts == 1 and row.worker_id is None
+    assert [e.kind for e in log][:3] == ["status", "status", "progress"]
+    assert log[2].data == {"done": 0.5}
+    if status == "queued":
+        assert outcome.retry_in == 36_000 and row.sent_at is not None and row.finished_at is None
+        assert "retrying in 36000s" in log[-1].message
+    else:
+        assert row.error["code"] == code and row.finished_at is not None
+    if raised == "job_error":
+        assert row.error == {"code": "bad_input", "message": "row 3 is broken", "param": "file_id"}
+    if raised == "crash":
+        assert "ZeroDivisionError" in row.error["message"] and "traceback" in row.error["details"]
