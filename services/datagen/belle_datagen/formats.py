@@ -22,16 +22,12 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, get_args
 
-FORMATS: tuple[str, ...] = (
-    "belle_instruction",
-    "alpaca",
-    "belle_hf",
-    "belle_conversations",
-    "sharegpt",
-    "openai_messages",
-)
+from belle_shared.specs import ImportFormat
+
+# The names are part of the job contract (ImportSpec.format); "auto" is detection, not a format.
+FORMATS: tuple[str, ...] = tuple(name for name in get_args(ImportFormat) if name != "auto")
 
 
 class RowError(ValueError):
