@@ -22,7 +22,7 @@ class _Spec(BaseModel):
 # --------------------------------------------------------------------------------------- import
 
 ImportFormat = Literal[
-    "auto", "belle_instruction", "belle_hf", "belle_conversations", "alpaca", "sharegpt", "openai_messages"
+    "auto", "belle_instruction", "alpaca", "belle_hf", "belle_conversations", "sharegpt", "openai_messages"
 ]
 
 
