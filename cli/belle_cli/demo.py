@@ -18,9 +18,8 @@ from rich.table import Table
 
 from belle_cli.client import Client
 from belle_cli.stack import Stack, StackError
-from belle_shared.db.engine import make_engine, make_session_factory
+from belle_cli.admin import new_team
 from belle_shared.settings import Settings
-from belle_shared.teams import create_team
 
 SAMPLE = "sample_instructions.jsonl"
 
@@ -47,11 +46,7 @@ def run_demo(settings: Settings, *, port: int, console: Console, out: Console) -
     timings["start stack"] = time.perf_counter() - t0
     try:
         console.print(f"stack up at {stack.url} (data in {stack.data_dir}, logs in {stack.log_dir})")
-        engine = make_engine(settings)
-        with make_session_factory(engine)() as session:
-            team, key = create_team(session, name=f"demo-{uuid.uuid4().hex[:8]}", secret=settings.secret_key)
-            session.commit()
-        engine.dispose()
+        team, key = new_team(settings, f"demo-{uuid.uuid4().hex[:8]}")
         console.print(f"created team {team.name}")
         client = Client(stack.url, key)
 

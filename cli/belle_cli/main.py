@@ -103,22 +103,16 @@ def demo(data_dir: Optional[Path] = DataDir, port: int = typer.Option(0, help="G
 @admin_app.command("create-team")
 def create_team(name: str, data_dir: Optional[Path] = DataDir):
     """Create a team; its API key is printed as the last line (shown once)."""
-    from belle_shared.db.engine import make_engine, make_session_factory
+    from belle_cli.admin import new_team
     from belle_shared.db.migrate import upgrade
-    from belle_shared.teams import TeamExists, create_team as create
+    from belle_shared.teams import TeamExists
 
     settings = _settings(data_dir)
     upgrade(settings)
-    engine = make_engine(settings)
     try:
-        with make_session_factory(engine)() as session:
-            try:
-                team, key = create(session, name=name, secret=settings.secret_key)
-            except TeamExists as exc:
-                _fail(str(exc))
-            session.commit()
-    finally:
-        engine.dispose()
+        team, key = new_team(settings, name)
+    except TeamExists as exc:
+        _fail(str(exc))
     console.print(f"team {name!r} created ({team.id}); its API key (store it, it is not shown again):")
     out.print(key, soft_wrap=True)
 

@@ -24,6 +24,16 @@ def big_file_bytes() -> bytes:
     return jsonl(big_import_rows(BIG))
 
 
+def _gateway_without_broker(gateway_settings):
+    """A gateway that cannot reach the broker (and runs no sweeper): its jobs stay unsent."""
+    from fastapi.testclient import TestClient
+
+    from belle_gateway.app import create_app
+
+    settings = gateway_settings.model_copy(update={"broker_url": "redis://127.0.0.1:1/0", "run_sweeper": False})
+    return TestClient(create_app(settings))
+
+
 def _running(client, headers, job_id):
     job = client.get(f"/v1/jobs/{job_id}", headers=headers).json()
     return job if job["status"] == "running" else None
@@ -54,16 +64,12 @@ def test_cancel_running_job_stops_it_without_a_dataset(client, team, start_worke
 
 
 def test_cancel_queued_job_is_immediate_and_worker_skips_it(client, team, gateway_settings, settings, start_worker):
-    from fastapi.testclient import TestClient
-
-    from belle_gateway.app import create_app
     from belle_shared.queue import make_celery, send_job
 
     _, headers = team
     file = upload(client, headers, [{"instruction": "a", "output": "b"}])
     # Submitted through a gateway that cannot reach the broker, so the job is certainly still queued.
-    no_broker = gateway_settings.model_copy(update={"broker_url": "redis://127.0.0.1:1/0", "run_sweeper": False})
-    with TestClient(create_app(no_broker)) as lonely:
+    with _gateway_without_broker(gateway_settings) as lonely:
         job = lonely.post("/v1/jobs", headers=headers, json={"type": "import", "file_id": file["id"]}).json()
     cancelled = client.post(f"/v1/jobs/{job['id']}/cancel", headers=headers).json()
     assert cancelled["status"] == "cancelled" and cancelled["finished_at"] is not None
@@ -103,15 +109,10 @@ def test_sigkilled_worker_job_is_redelivered_and_finished_once(client, team, sta
 
 def test_message_lost_between_commit_and_send_is_resent_by_sweeper(gateway_settings, team, start_worker, client):
     """A gateway whose broker is unreachable still accepts the job; the sweeper sends it later."""
-    from fastapi.testclient import TestClient
-
-    from belle_gateway.app import create_app
-
     _, headers = team
     start_worker()
     file = upload(client, headers, [{"instruction": "a", "output": "b"}])
-    broken = gateway_settings.model_copy(update={"broker_url": "redis://127.0.0.1:1/0", "run_sweeper": False})
-    with TestClient(create_app(broken)) as lonely:
+    with _gateway_without_broker(gateway_settings) as lonely:
         response = lonely.post("/v1/jobs", headers=headers, json={"type": "import", "file_id": file["id"]})
         assert response.status_code == 201, response.text
         assert lonely.get("/readyz").status_code == 503

@@ -85,8 +85,8 @@ def list_(
     return JobsPublic(data=[JobPublic.of(j) for j in jobs], count=total, has_more=offset + len(jobs) < total)
 
 
-def _team_job(session, team, job_id: uuid.UUID) -> Job:
-    job = get_team_job(session, team_id=team.id, job_id=job_id)
+def _team_job(session, team, job_id: uuid.UUID, *, for_update: bool = False) -> Job:
+    job = get_team_job(session, team_id=team.id, job_id=job_id, for_update=for_update)
     if job is None:
         raise APIError(404, f"no job with id {job_id}", param="job_id", code="job_not_found")
     return job
@@ -101,9 +101,7 @@ def get(job_id: uuid.UUID, session: SessionDep, team: TeamDep):
 @router.post("/{job_id}/cancel", response_model=JobPublic)
 def cancel(job_id: uuid.UUID, session: SessionDep, team: TeamDep):
     """Cancel a queued job, or ask a running job to stop (status turns `cancelled` within seconds)."""
-    job = get_team_job(session, team_id=team.id, job_id=job_id, for_update=True)
-    if job is None:
-        raise APIError(404, f"no job with id {job_id}", param="job_id", code="job_not_found")
+    job = _team_job(session, team, job_id, for_update=True)
     try:
         request_cancel(session, job=job)
     except CancelRefused as exc:
