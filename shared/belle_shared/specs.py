@@ -54,9 +54,27 @@ class TeacherEndpoint(_Spec):
     api: Literal["chat", "completion"] = Field("chat", description="Chat completions or legacy completions API.")
     api_key_secret: str | None = Field(
         None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$",
         description="Name of a server-side secret (environment variable on the worker) holding the key; "
         "unset means the endpoint needs no key.",
     )
+    prompt_price_per_million: float = Field(
+        0.0, ge=0, description="Price of a million prompt tokens in USD, for the cost estimate and budget."
+    )
+    completion_price_per_million: float = Field(
+        0.0, ge=0, description="Price of a million completion tokens in USD, for the cost estimate and budget."
+    )
+    timeout: float = Field(120.0, gt=0, le=3600, description="Seconds to wait for one reply.")
+    max_retries: int = Field(
+        6, ge=0, le=50, description="Retries of one request on rate limits (429), server errors and timeouts."
+    )
+
+
+# Placeholders a prompt template must contain, per datagen mode; rendering replaces exactly these.
+PROMPT_PLACEHOLDERS: dict[str, tuple[str, ...]] = {
+    "self_instruct": ("{examples}", "{num_tasks}"),
+    "dialogue": ("{topic}", "{turns}"),
+}
 
 
 class DatagenSpec(_Spec):
@@ -64,23 +82,58 @@ class DatagenSpec(_Spec):
 
     type: Literal["datagen"] = "datagen"
     teacher: TeacherEndpoint = Field(description="The teacher model that writes the instructions.")
-    target_count: int = Field(1000, ge=1, le=10_000_000, description="Stop after this many accepted instructions.")
-    language: Literal["zh", "en"] = Field("zh", description="Language of the prompt and the filters.")
-    seed_file_id: uuid.UUID | None = Field(None, description="Uploaded seed-task JSONL; unset uses the bundled seeds.")
-    prompt_file_id: uuid.UUID | None = Field(None, description="Uploaded prompt template; unset uses the bundled one.")
-    num_prompt_instructions: int = Field(3, ge=1, le=20, description="Example tasks shown per request (BELLE: 3).")
-    request_batch_size: int = Field(
-        5, ge=1, le=64, description="Prompts per completion request, completion API only (Alpaca: 5)."
+    name: str | None = Field(None, max_length=255, description="Dataset name; defaults to `datagen-<job id>`.")
+    mode: Literal["self_instruct", "dialogue"] = Field(
+        "self_instruct",
+        description="`self_instruct`: numbered instruction/input/output tasks (BELLE's single-turn sets); "
+        "`dialogue`: a multi-turn conversation played by the teacher from a topic (BELLE's multi-turn sets).",
     )
+    target_count: int = Field(1000, ge=1, le=10_000_000, description="Stop after this many accepted rows.")
+    language: Literal["zh", "en"] = Field("zh", description="Language of the prompt, seeds and filters.")
+    seed_file_id: uuid.UUID | None = Field(None, description="Uploaded seed-task JSONL; unset uses the bundled seeds.")
+    prompt_file_id: uuid.UUID | None = Field(
+        None, description="Uploaded prompt template (text with `{examples}` and `{num_tasks}`, or for dialogues "
+        "`{topic}` and `{turns}`); unset uses the bundled one."
+    )
+    topics_file_id: uuid.UUID | None = Field(
+        None, description="Dialogue mode: uploaded text file with one topic per line; unset uses the bundled topics."
+    )
+    num_prompt_instructions: int = Field(3, ge=1, le=20, description="Example tasks shown per request (BELLE: 3).")
+    num_generated_examples: int = Field(
+        1, ge=0, le=20,
+        description="How many of the examples come from tasks generated earlier in the job, once there are "
+        "some (the original self-instruct mixes in machine-generated tasks for diversity).",
+    )
+    tasks_per_request: int = Field(
+        20, ge=2, le=100, description="Length of the numbered list the teacher completes, examples included (BELLE: 20)."
+    )
+    turns: int = Field(3, ge=1, le=20, description="Dialogue mode: human turns per conversation.")
     temperature: float = Field(1.0, ge=0, le=2, description="Sampling temperature (BELLE: 1.0).")
     top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling (BELLE: 1.0).")
-    max_tokens: int = Field(3072, ge=16, description="Maximum tokens per teacher reply (BELLE: 3072).")
+    max_tokens: int = Field(3072, ge=16, le=1_000_000, description="Maximum tokens per teacher reply (BELLE: 3072).")
     concurrency: int = Field(32, ge=1, le=1024, description="Teacher requests in flight at once.")
     requests_per_minute: int | None = Field(None, ge=1, description="Cap on teacher requests per minute.")
-    max_total_tokens: int | None = Field(None, ge=1, description="Stop when the teacher has used this many tokens.")
+    max_total_tokens: int | None = Field(
+        None, ge=1, description="Token budget: no request is started that could take the total past it."
+    )
+    max_cost_usd: float | None = Field(
+        None, gt=0, description="Cost budget in USD (from the teacher's prices), enforced like the token budget."
+    )
     similarity_threshold: float = Field(
         0.7, gt=0, le=1, description="Drop an instruction whose ROUGE-L against any earlier one exceeds this (BELLE: 0.7)."
     )
+    seed: int | None = Field(None, description="Seed for sampling examples and topics; unset: random.")
+
+    @model_validator(mode="after")
+    def _check_examples(self) -> "DatagenSpec":
+        if self.num_prompt_instructions >= self.tasks_per_request:
+            raise ValueError(
+                f"num_prompt_instructions ({self.num_prompt_instructions}) must be smaller than "
+                f"tasks_per_request ({self.tasks_per_request}): the teacher must have tasks left to write"
+            )
+        if self.num_generated_examples > self.num_prompt_instructions:
+            raise ValueError("num_generated_examples cannot exceed num_prompt_instructions")
+        return self
 
 
 # ---------------------------------------------------------------------------------------- train

@@ -1,4 +1,8 @@
-"""Files: JSONL uploads, checked line by line before anything is stored."""
+"""Files: JSONL uploads, checked line by line before anything is stored, and small text files.
+
+Purpose `prompt` takes a UTF-8 text file (a prompt template, a topic list); every other purpose takes
+JSONL with one JSON object per non-blank line.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +22,9 @@ from belle_shared.db.models import File
 
 router = APIRouter(prefix="/v1/files", tags=["files"])
 
-PURPOSES = ("fine-tune", "datagen", "eval", "import")
+PURPOSES = ("fine-tune", "datagen", "eval", "import", "prompt")
+TEXT_PURPOSES = ("prompt",)
+MAX_TEXT_BYTES = 1 << 20  # prompt templates and topic lists are small; the workers read them whole
 MAX_REPORTED_LINE = 200  # characters of a bad line quoted back in an error
 
 
@@ -70,15 +76,31 @@ def _check_jsonl(path: str) -> int:
     return rows
 
 
-def _store_upload(upload: UploadFile, purpose: str, session, store, settings, team) -> File:
-    path = _spool(upload, settings.max_upload_bytes)
+def _check_text(path: str) -> int:
+    """A UTF-8 text file with some non-blank content; returns its number of lines."""
+    with open(path, "rb") as f:
+        data = f.read()
     try:
-        lines = _check_jsonl(path)
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise APIError(400, f"line {line}: not UTF-8 text ({exc.reason} at byte {exc.start})", param="file",
+                       code="invalid_text") from None
+    if not text.strip():
+        raise APIError(400, "file has no text", param="file", code="empty_file")
+    return len(text.splitlines())
+
+
+def _store_upload(upload: UploadFile, purpose: str, session, store, settings, team) -> File:
+    text = purpose in TEXT_PURPOSES
+    path = _spool(upload, min(MAX_TEXT_BYTES, settings.max_upload_bytes) if text else settings.max_upload_bytes)
+    try:
+        lines = _check_text(path) if text else _check_jsonl(path)
         file_id = uuid.uuid4()
-        stored = store.put_file(path, f"teams/{team.id}/files/{file_id}.jsonl")
+        stored = store.put_file(path, f"teams/{team.id}/files/{file_id}.{'txt' if text else 'jsonl'}")
     finally:
         os.unlink(path)
-    filename = os.path.basename(upload.filename or "upload.jsonl")[:255]
+    filename = os.path.basename(upload.filename or ("upload.txt" if text else "upload.jsonl"))[:255]
     file = File(id=file_id, team_id=team.id, filename=filename, purpose=purpose, bytes=stored.bytes, lines=lines,
                 sha256=stored.sha256, uri=stored.uri)
     session.add(file)
@@ -91,7 +113,7 @@ async def upload(
     session: SessionDep, store: StoreDep, settings: SettingsDep, team: TeamDep,
     file: UploadFile, purpose: str = Form("fine-tune"),
 ):
-    """Upload a JSONL file (multipart field `file`); each non-blank line must be a JSON object."""
+    """Upload a file (multipart field `file`): JSONL with one object per line, or text for purpose `prompt`."""
     if purpose not in PURPOSES:
         raise APIError(400, f"purpose must be one of {', '.join(PURPOSES)}; got {purpose!r}", param="purpose",
                        code="invalid_purpose")

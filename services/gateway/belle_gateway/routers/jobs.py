@@ -13,7 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 
-from belle_gateway.deps import CeleryDep, SessionDep, SettingsDep, TeamDep
+from belle_gateway.deps import CeleryDep, SessionDep, SettingsDep, StoreDep, TeamDep
 from belle_gateway.errors import APIError, validation_error
 from belle_gateway.metrics import JOBS_SUBMITTED
 from belle_gateway.schemas import JobEventPublic, JobEventsPublic, JobPublic, JobsPublic
@@ -29,7 +29,7 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 StatusName = Literal["validating_files", "queued", "running", "succeeded", "failed", "cancelled"]
 
 
-def submit_job(session, celery, settings, team, spec, parent_id: uuid.UUID | None = None) -> Job:
+def submit_job(session, celery, settings, store, team, spec, parent_id: uuid.UUID | None = None) -> Job:
     """Validate references, commit the job with its first event, then send its message (outbox)."""
     if spec.type not in settings.enabled_job_types:
         raise APIError(
@@ -37,7 +37,7 @@ def submit_job(session, celery, settings, team, spec, parent_id: uuid.UUID | Non
             f"job type {spec.type!r} is not served by this deployment (enabled: {', '.join(settings.enabled_job_types)})",
             param="type", code="job_type_unavailable",
         )
-    run_spec_checks(session, team, spec)
+    run_spec_checks(session, team, spec, store)
     job = create_job(session, team_id=team.id, spec=spec, parent_id=parent_id)
     session.commit()
     JOBS_SUBMITTED.labels(type=spec.type).inc()
@@ -53,7 +53,8 @@ def submit_job(session, celery, settings, team, spec, parent_id: uuid.UUID | Non
 
 
 @router.post("", status_code=201, response_model=JobPublic)
-async def create(request: Request, session: SessionDep, celery: CeleryDep, settings: SettingsDep, team: TeamDep):
+async def create(request: Request, session: SessionDep, celery: CeleryDep, settings: SettingsDep, store: StoreDep,
+                 team: TeamDep):
     """Submit a job; the body is a job spec with its `type`."""
     raw = await request.body()
     try:
@@ -67,7 +68,7 @@ async def create(request: Request, session: SessionDep, celery: CeleryDep, setti
         spec = JOB_SPEC_ADAPTER.validate_python(payload)
     except ValidationError as exc:
         raise validation_error(exc) from None
-    job = await run_in_threadpool(submit_job, session, celery, settings, team, spec)
+    job = await run_in_threadpool(submit_job, session, celery, settings, store, team, spec)
     return JobPublic.of(job)
 
 
