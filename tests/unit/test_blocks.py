@@ -280,9 +280,11 @@ def test_reply_without_blocks_is_unparseable(text):
 
 
 def test_garbage_never_raises():
+    """Random label fragments: never an exception, and whatever comes out is well formed."""
     rng = random.Random(1234)
+    tasks_seen = dialogues_seen = 0
     alphabet = list("###\n\n:：.．１2 指令输入输出<无输入>HumanAssistant`{}*-\r\t abc中文")
-    alphabet += ["4. 指令:", "\n4. 输出:", "###\n", "\nHuman: ", "\nAssistant："]
+    alphabet += ["4. 指令:", "\n4. 输入:", "\n4. 输出:", "###\n", "\nHuman: ", "\nAssistant："]
     for _ in range(2000):
         text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 80)))
         for completion in (False, True):
@@ -290,12 +292,16 @@ def test_garbage_never_raises():
                 parsed = parse(text, completion=completion, truncated=truncated)
                 assert all(task.instruction and task.output for task in parsed.tasks)
                 assert all(count > 0 for count in parsed.dropped.values())
+                tasks_seen += len(parsed.tasks)
         turns, reason = parse_dialogue_reply(text, truncated=rng.random() < 0.5)
         assert (turns is None) != (reason is None)
         if turns is not None:
             speakers = [turn["from"] for turn in turns]
             assert speakers == ["human", "assistant"] * (len(turns) // 2) and len(turns) % 2 == 0
             assert all(turn["value"] for turn in turns)
+            dialogues_seen += 1
+    # The fragments are rich enough that the checks above ran on real parses, not only drops.
+    assert tasks_seen > 100 and dialogues_seen > 100
 
 
 # -------------------------------------------------------------------------- dialogue parsing

@@ -56,8 +56,9 @@ _BLACKLIST_EN = re.compile(
     re.IGNORECASE,
 )
 
-# Self-references of the model. Checked on lower-cased text with whitespace removed (zh) or
-# collapsed (en), in both languages because Chinese replies sometimes slip into English.
+# The model speaking as an AI, or an instruction addressing it as one ("你是一个AI助手").
+# Checked on lower-cased text with whitespace removed (zh) or collapsed (en), in both languages
+# because Chinese replies sometimes slip into English.
 _ARTICLE_ZH = r"(?:一个|一名|一款|一种|一位|个)?"
 _AI_ZH = r"(?:ai|人工智能)"
 # After a bare "AI"/"人工智能" only a clause break counts, so "我是一个人工智能专业的学生" stays.
@@ -65,9 +66,9 @@ _AI_END_ZH = r"(?=$|[，,。.！!：:；;、]|无法|不能|没有|不会|并不
 _ADDRESSES_MODEL_ZH = re.compile(
     "|".join(
         [
-            rf"(?:作为|身为|我只是|我仅是|我是){_ARTICLE_ZH}{_AI_ZH}?(?:大型)?语言模型",
-            rf"(?:作为|身为|我只是|我仅是|我是){_ARTICLE_ZH}(?:{_AI_ZH}|虚拟)(?:助手|助理|模型|机器人|程序(?!员))",
-            rf"(?:作为|身为|我只是|我仅是|我是){_ARTICLE_ZH}{_AI_ZH}{_AI_END_ZH}",
+            rf"(?:作为|身为|我只是|我仅是|我是|你是){_ARTICLE_ZH}{_AI_ZH}?(?:大型)?语言模型",
+            rf"(?:作为|身为|我只是|我仅是|我是|你是){_ARTICLE_ZH}(?:{_AI_ZH}|虚拟)(?:助手|助理|模型|机器人|程序(?!员))",
+            rf"(?:作为|身为|我只是|我仅是|我是|你是){_ARTICLE_ZH}{_AI_ZH}{_AI_END_ZH}",
             r"(?:作为|我是|我是由)(?:chatgpt|gpt|openai)",
         ]
     )
@@ -82,7 +83,8 @@ _ADDRESSES_MODEL_EN = re.compile(
             rf"\bi(?:'m| am) (?:just |only |merely )?an? (?:{_AI_EN} )?(?:large )?language model\b",
             rf"\bi(?:'m| am) (?:just |only |merely )?an? {_AI_EN} (?:assistant|model|chatbot)\b",
             rf"\bi(?:'m| am) (?:just |only |merely )?an? {_AI_EN}(?=$|[,.;:!]| and | so | i )",
-            r"\b(?:i(?:'m| am)|as) (?:chatgpt|gpt)\b",
+            rf"\byou(?:'re| are) an? (?:{_AI_EN} )?(?:large )?language model\b",
+            r"\b(?:i(?:'m| am)|you(?:'re| are)|as) (?:chatgpt|gpt)\b",
             r"\bi was (?:trained|created|developed|made) by openai\b",
         ]
     )
