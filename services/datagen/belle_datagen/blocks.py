@@ -18,7 +18,7 @@ follows the prompt's last ``{k+1}. 指令:``, so the parser puts that opener bac
 
 Teacher replies are untrusted text. ``parse_self_instruct_reply`` and ``parse_dialogue_reply``
 never raise on any reply: they return what they could parse and say why the rest was dropped.
-Standard library only.
+Standard library and the job contract (belle_shared.specs) only.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ import collections
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+from belle_shared.specs import PROMPT_PLACEHOLDERS
 
 LANGUAGES = ("zh", "en")
 
@@ -40,8 +42,8 @@ _NO_INPUT = {"zh": "<无输入>", "en": "<noinput>"}
 
 # Placeholders a template must contain; rendering replaces exactly these tokens in one pass, so
 # braces elsewhere in a template (or a "{num_tasks}" inside an example's text) are left alone.
-_SELF_INSTRUCT_PLACEHOLDERS = ("{examples}", "{num_tasks}")
-_DIALOGUE_PLACEHOLDERS = ("{topic}", "{turns}")
+_SELF_INSTRUCT_PLACEHOLDERS = PROMPT_PLACEHOLDERS["self_instruct"]
+_DIALOGUE_PLACEHOLDERS = PROMPT_PLACEHOLDERS["dialogue"]
 
 _FULL_WIDTH_DIGITS = str.maketrans("０１２３４５６７８９", "0123456789")
 _NEWLINE = re.compile(r"\r\n|\r|\n")

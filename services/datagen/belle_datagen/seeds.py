@@ -16,7 +16,7 @@ Prompt templates are plain text files; rendering replaces the placeholders in
 ``REQUIRED_PLACEHOLDERS`` with ``str.replace`` (never ``str.format``), so ``check_template`` only has
 to make sure each placeholder is present. The bundled files live in ``belle_datagen/data``.
 
-Standard library only: the gateway may import this to validate an upload before queueing a job.
+Standard library and the job contract (belle_shared.specs) only.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from typing import Any
+
+from belle_shared.specs import PROMPT_PLACEHOLDERS
 
 LANGUAGES: tuple[str, ...] = ("zh", "en")
 
@@ -40,10 +42,8 @@ CATEGORIES: tuple[str, ...] = (
 # as seeds), and parsing it all would only delay the error the user gets anyway.
 MAX_SEED_TASKS = 100_000
 
-REQUIRED_PLACEHOLDERS: dict[str, tuple[str, ...]] = {
-    "self_instruct": ("{examples}", "{num_tasks}"),
-    "dialogue": ("{topic}", "{turns}"),
-}
+# Part of the job contract (the gateway checks uploaded templates against it too).
+REQUIRED_PLACEHOLDERS = PROMPT_PLACEHOLDERS
 
 
 @dataclass(frozen=True)
