@@ -46,6 +46,10 @@ class ImportSpec(_Spec):
 # -------------------------------------------------------------------------------------- datagen
 
 
+# Secret names: environment-variable-like, so the same name works as a team secret or a worker variable.
+SECRET_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
+
+
 class TeacherEndpoint(_Spec):
     """An OpenAI-compatible teacher or judge. The API key is never part of a spec."""
 
@@ -54,9 +58,9 @@ class TeacherEndpoint(_Spec):
     api: Literal["chat", "completion"] = Field("chat", description="Chat completions or legacy completions API.")
     api_key_secret: str | None = Field(
         None,
-        pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$",
-        description="Name of a server-side secret (environment variable on the worker) holding the key; "
-        "unset means the endpoint needs no key.",
+        pattern=SECRET_NAME_PATTERN,
+        description="Name of the secret holding the key: the team's own (`PUT /v1/secrets/{name}`) or else "
+        "an environment variable on the worker. Unset means the endpoint needs no key.",
     )
     prompt_price_per_million: float = Field(
         0.0, ge=0, description="Price of a million prompt tokens in USD, for the cost estimate and budget."

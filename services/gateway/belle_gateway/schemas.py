@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from belle_shared.db.models import Dataset, File, Job, JobEvent
+from belle_shared.db.models import Dataset, File, Job, JobEvent, TeamSecret
 
 
 class JobPublic(BaseModel):
@@ -110,3 +110,21 @@ class DatasetsPublic(BaseModel):
     data: list[DatasetPublic]
     count: int
     has_more: bool
+
+
+class SecretPublic(BaseModel):
+    """A team secret's name and dates; its value is never returned."""
+
+    object: str = "secret"
+    name: str
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+    @classmethod
+    def of(cls, secret: TeamSecret) -> "SecretPublic":
+        return cls(name=secret.name, created_at=secret.created_at, updated_at=secret.updated_at)
+
+
+class SecretsPublic(BaseModel):
+    object: str = "list"
+    data: list[SecretPublic]
