@@ -14,8 +14,8 @@ Kinds: numeral (305 -> 三百零五), reverse, sort, arithmetic, count (characte
 words it with one of several phrasings (`wording.py`), and has a parser that recognises an
 instruction of its kind (wherever the data sits: inline, after a colon, in the input field) and
 recomputes the answer. Answers have one fixed format per kind (a tiny model should learn them from
-a few hundred examples) and are at least two characters long (the generator's filters drop shorter
-outputs).
+a few hundred examples) and have at least two letters or digits (the generator's filters drop
+shorter outputs).
 """
 
 from __future__ import annotations
@@ -251,7 +251,7 @@ def _gen_arithmetic(rng, lang):
             symbol = times if op == "*" else op
             text += f" {symbol} {value}" if spaced else f"{symbol}{value}"
         result = _evaluate(text)
-        if len(str(result)) >= 2:
+        if abs(result) >= 10:  # the generator drops outputs under two letters or digits
             break
     instruction, input = _word(rng, lang, "arithmetic", text, {})
     return Task("arithmetic", instruction, input, str(result))
