@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt
-PACKAGES := -e shared -e services/gateway -e services/datagen -e cli
+PACKAGES := -e shared -e services/gateway -e services/datagen -e tools/teacher -e cli
 
 .PHONY: install install-test demo up test clean
 

@@ -2,6 +2,7 @@
 
     belle up [--port 8000] [--data-dir .belle]      start the embedded stack (gateway + workers)
     belle demo                                      run the offline demo end to end
+    belle teacher [--port 8100] [--latency 0.2]     the offline teacher/judge (OpenAI-compatible)
     belle admin create-team NAME                    print a new team's API key (last line)
     belle files upload PATH                         upload a JSONL file
     belle jobs submit SPEC.json [--follow]          submit a job; list | show | events | cancel
@@ -95,6 +96,27 @@ def demo(data_dir: Optional[Path] = DataDir, port: int = typer.Option(0, help="G
     from belle_cli.demo import run_demo
 
     raise typer.Exit(run_demo(_settings(data_dir), port=port, console=console, out=out))
+
+
+@app.command()
+def teacher(host: str = typer.Option("127.0.0.1"), port: int = typer.Option(8100, help="0 picks a free port."),
+            model: str = typer.Option("belle-teacher", help="Model name served."),
+            api_key: Optional[str] = typer.Option(None, "--api-key", help="Require `Authorization: Bearer KEY`."),
+            latency: float = typer.Option(0.0, help="Seconds of delay per request."),
+            jitter: float = typer.Option(0.0, help="Extra random delay, up to this many seconds."),
+            error_rate: float = typer.Option(0.0, help="Share of requests failing with 429 / 503, alternating."),
+            noise: float = typer.Option(0.05, help="Share of self-instruct blocks made deliberately bad."),
+            seed: Optional[int] = typer.Option(None, help="Seed of the random choices.")):
+    """The offline teacher and judge: an OpenAI-compatible server whose tasks are checked exactly."""
+    from belle_teacher.options import TeacherOptions
+    from belle_teacher.server import serve
+
+    try:
+        options = TeacherOptions(host=host, port=port, model=model, api_key=api_key, latency=latency, jitter=jitter,
+                                 error_rate=error_rate, noise=noise, seed=seed)
+    except ValueError as exc:
+        _fail(str(exc))
+    serve(options)
 
 
 # --------------------------------------------------------------------------------------- admin
