@@ -170,10 +170,16 @@ def test_solve_recognises_each_kind(instruction, input, answer):
     assert tasks.solve(instruction, input) == answer
 
 
-@pytest.mark.parametrize("instruction", ["写一首关于秋天的诗", "Tell me about the moon.", "把这段话翻译成英文",
-                                         "计算机是什么时候发明的？", ""])
-def test_solve_says_none_for_other_tasks(instruction):
-    assert tasks.solve(instruction) is None
+@pytest.mark.parametrize("instruction, input", [
+    ("写一首关于秋天的诗", ""), ("Tell me about the moon.", ""), ("把这段话翻译成英文", "今天很好"),
+    ("计算机是什么时候发明的？", ""), ("", ""),
+    # Numbers in a table or a formula are no list or expression of the family.
+    ("根据表格中的数据，哪座城市的年降水量最多？", "城市 | 年降水量（毫米）\n北京 | 585\n上海 | 1166"),
+    ("求函数 f(x) = x² − 4x + 3 的最小值。", ""),
+    ("计算下面的题目", "小明有3 + 4个苹果，他吃了2个"),
+])
+def test_solve_says_none_for_other_tasks(instruction, input):
+    assert tasks.solve(instruction, input) is None
 
 
 def test_check_normalises_whitespace_and_trailing_punctuation():
