@@ -1,9 +1,9 @@
 """Job queue benchmark: jobs submitted through the gateway vs bare Celery ``send_task``, same workers.
 
-    python bench/queue.py              # defaults sized for a 2-core machine (~45 s); needs the project's
+    python bench/job_queue.py              # defaults sized for a 2-core machine (~45 s); needs the project's
                                        # packages (e.g. .venv/bin/python) and PostgreSQL + Redis running
-    python bench/queue.py --jobs 500 --clients 16 --rounds 5 --worker-concurrency 4
-    python bench/queue.py --database-url postgresql+psycopg://postgres@db:5432/postgres \\
+    python bench/job_queue.py --jobs 500 --clients 16 --rounds 5 --worker-concurrency 4
+    python bench/job_queue.py --database-url postgresql+psycopg://postgres@db:5432/postgres \\
         --broker-url redis://redis:6379/0
 
 It runs the production configuration: PostgreSQL (a fresh database ``belle_bench_<hex>`` on the
