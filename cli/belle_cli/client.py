@@ -70,6 +70,29 @@ class Client:
     def dataset(self, dataset_id: str) -> dict:
         return self._check(self.http.get(f"/v1/datasets/{dataset_id}"))
 
+    def datasets(self) -> dict:
+        return self._check(self.http.get("/v1/datasets"))
+
+    def download_dataset(self, dataset_id: str, out, *, format: str = "conversations") -> None:
+        """Stream a dataset's JSONL rows into the binary file ``out``."""
+        with self.http.stream("GET", f"/v1/datasets/{dataset_id}/content", params={"format": format}) as response:
+            if response.status_code >= 400:
+                response.read()
+                self._check(response)
+            for chunk in response.iter_bytes():
+                out.write(chunk)
+
+    def set_secret(self, name: str, value: str) -> dict:
+        return self._check(self.http.put(f"/v1/secrets/{name}", json={"value": value}))
+
+    def secrets(self) -> dict:
+        return self._check(self.http.get("/v1/secrets"))
+
+    def delete_secret(self, name: str) -> None:
+        response = self.http.delete(f"/v1/secrets/{name}")
+        if response.status_code != 204:
+            self._check(response)
+
     def follow(self, job_id: str, after: int = 0) -> Iterator[dict]:
         """Server-sent events of a job until it ends (yields event objects)."""
         with self.http.stream("GET", f"/v1/jobs/{job_id}/events", params={"stream": "true", "after": after},

@@ -4,7 +4,9 @@
     belle demo                                      run the offline demo end to end
     belle teacher [--port 8100] [--latency 0.2]     the offline teacher/judge (OpenAI-compatible)
     belle admin create-team NAME                    print a new team's API key (last line)
-    belle files upload PATH                         upload a JSONL file
+    belle files upload PATH [--purpose P]           upload a JSONL file (text for --purpose prompt)
+    belle datasets list | download ID -o FILE       the team's datasets
+    belle secrets set NAME < key.txt                a team secret (e.g. a teacher API key)
     belle jobs submit SPEC.json [--follow]          submit a job; list | show | events | cancel
 """
 
@@ -27,9 +29,13 @@ app = typer.Typer(help="BELLE: your own instruction-tuned chat model.", no_args_
 admin_app = typer.Typer(help="Administration (talks to the database directly).", no_args_is_help=True)
 jobs_app = typer.Typer(help="Submit and follow jobs.", no_args_is_help=True)
 files_app = typer.Typer(help="Upload and list files.", no_args_is_help=True)
+datasets_app = typer.Typer(help="List and download datasets.", no_args_is_help=True)
+secrets_app = typer.Typer(help="Team secrets (teacher/judge API keys) that job specs name.", no_args_is_help=True)
 app.add_typer(admin_app, name="admin")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(files_app, name="files")
+app.add_typer(datasets_app, name="datasets")
+app.add_typer(secrets_app, name="secrets")
 
 console = Console(stderr=True)
 out = Console()
@@ -92,7 +98,7 @@ def up(port: int = typer.Option(8000, help="Gateway port."), host: str = typer.O
 
 @app.command()
 def demo(data_dir: Optional[Path] = DataDir, port: int = typer.Option(0, help="Gateway port (0: any free port).")):
-    """The offline demo: start the stack, create a team, import the bundled sample dataset, print the result."""
+    """The offline demo: start the stack, generate a dataset from the offline teacher, import a sample, print both."""
     from belle_cli.demo import run_demo
 
     raise typer.Exit(run_demo(_settings(data_dir), port=port, console=console, out=out))
@@ -148,13 +154,80 @@ def migrate(data_dir: Optional[Path] = DataDir):
     console.print("database is up to date")
 
 
+# ------------------------------------------------------------------------------------ datasets
+
+
+@datasets_app.command("list")
+def datasets_list(api_url: Optional[str] = ApiUrl, api_key: Optional[str] = ApiKey):
+    """The team's datasets."""
+    try:
+        data = _client(api_url, api_key).datasets()["data"]
+    except APIError as exc:
+        _fail(str(exc))
+    table = Table(_id_column(), "name", "rows", "dropped", "created")
+    for d in data:
+        table.add_row(d["id"], d["name"], str(d["rows"]), str(d["stats"].get("dropped_total", 0)), d["created_at"][:19])
+    out.print(table)
+
+
+@datasets_app.command("download")
+def datasets_download(dataset_id: str, output: Path = typer.Option(..., "--output", "-o", help="File to write."),
+                      format: str = typer.Option("conversations", help="conversations | instructions"),
+                      api_url: Optional[str] = ApiUrl, api_key: Optional[str] = ApiKey):
+    """Download a dataset's rows as JSONL."""
+    try:
+        with open(output, "wb") as f:
+            _client(api_url, api_key).download_dataset(dataset_id, f, format=format)
+    except APIError as exc:
+        output.unlink(missing_ok=True)
+        _fail(str(exc))
+    console.print(f"wrote {output}")
+
+
+# ------------------------------------------------------------------------------------- secrets
+
+
+@secrets_app.command("set")
+def secrets_set(name: str, api_url: Optional[str] = ApiUrl, api_key: Optional[str] = ApiKey):
+    """Set a team secret; the value is read from stdin (or asked for), never from the command line."""
+    value = sys.stdin.readline().rstrip("\n") if not sys.stdin.isatty() else typer.prompt(name, hide_input=True)
+    if not value:
+        _fail("empty secret value")
+    try:
+        _client(api_url, api_key).set_secret(name, value)
+    except APIError as exc:
+        _fail(str(exc))
+    console.print(f"secret {name} set")
+
+
+@secrets_app.command("list")
+def secrets_list(api_url: Optional[str] = ApiUrl, api_key: Optional[str] = ApiKey):
+    """The team's secret names (values are never shown)."""
+    try:
+        data = _client(api_url, api_key).secrets()["data"]
+    except APIError as exc:
+        _fail(str(exc))
+    for secret in data:
+        out.print(f"{secret['name']}  (updated {secret['updated_at'][:19]})")
+
+
+@secrets_app.command("delete")
+def secrets_delete(name: str, api_url: Optional[str] = ApiUrl, api_key: Optional[str] = ApiKey):
+    """Delete a team secret."""
+    try:
+        _client(api_url, api_key).delete_secret(name)
+    except APIError as exc:
+        _fail(str(exc))
+    console.print(f"secret {name} deleted")
+
+
 # --------------------------------------------------------------------------------------- files
 
 
 @files_app.command("upload")
 def files_upload(path: Path, purpose: str = typer.Option("fine-tune"), api_url: Optional[str] = ApiUrl,
                  api_key: Optional[str] = ApiKey):
-    """Upload a JSONL file; prints the file object."""
+    """Upload a file (JSONL; plain text for purpose `prompt`); prints the file object."""
     if not path.is_file():
         _fail(f"{path}: no such file")
     try:
