@@ -6,7 +6,7 @@ import random
 
 from belle_datagen.blocks import Task, render_self_instruct_prompt
 from belle_datagen.checkpoint import GenerationLog
-from belle_datagen.generate import Budget, Generator, Progress, estimate_tokens
+from belle_datagen.generator import Budget, Generator, Progress, estimate_tokens
 from belle_datagen.inputs import GenerationInputs
 from belle_datagen.seeds import bundled_seed_tasks, bundled_template
 from belle_datagen.teacher_client import Reply
