@@ -106,6 +106,17 @@ def test_generates_a_clean_dataset(client, team, worker, teacher):
     assert progress and "tokens" in progress[-1]["data"]
 
 
+def test_completion_api_teacher(client, team, worker, teacher):
+    _, headers = team
+    spec = _spec(teacher, target_count=20)
+    spec["teacher"]["api"] = "completion"
+    job = wait_status(client, headers, _submit(client, headers, spec)["id"], timeout=120)
+    assert job["status"] == "succeeded", job["error"]
+    rows = _download(client, headers, job["result"]["dataset_id"], "instructions")
+    assert len(rows) == 20
+    assert sum(solve(row["instruction"], row["input"]) == row["output"] for row in rows) >= 18
+
+
 def test_dialogue_mode_generates_multi_turn_conversations(client, team, worker, teacher):
     _, headers = team
     job = _submit(client, headers, _spec(teacher, mode="dialogue", turns=2, target_count=5))

@@ -134,3 +134,19 @@ def test_restore_rebuilds_dedup_state_and_counters():
 
 def test_token_estimate_counts_cjk_characters_and_words():
     assert estimate_tokens("把 hello world 写成 42") == 6
+
+
+def test_rate_limiter_spaces_request_starts():
+    import asyncio
+    import time
+
+    from belle_datagen.teacher_client import RateLimiter
+
+    async def five_starts() -> float:
+        limiter = RateLimiter(per_minute=600)  # one start every 0.1 s
+        started = time.monotonic()
+        await asyncio.gather(*(limiter.wait() for _ in range(5)))
+        return time.monotonic() - started
+
+    assert 0.38 <= asyncio.run(five_starts()) < 1.0
+    assert RateLimiter(None).interval == 0.0
