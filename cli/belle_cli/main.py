@@ -8,6 +8,7 @@
     belle datasets list | download ID -o FILE       the team's datasets
     belle secrets set NAME < key.txt                a team secret (e.g. a teacher API key)
     belle jobs submit SPEC.json [--follow]          submit a job; list | show | events | cancel
+    belle model init --arch llama --out DIR         a tiny random-init model + BELLE tokenizer, offline
 """
 
 from __future__ import annotations
@@ -31,11 +32,13 @@ jobs_app = typer.Typer(help="Submit and follow jobs.", no_args_is_help=True)
 files_app = typer.Typer(help="Upload and list files.", no_args_is_help=True)
 datasets_app = typer.Typer(help="List and download datasets.", no_args_is_help=True)
 secrets_app = typer.Typer(help="Team secrets (teacher/judge API keys) that job specs name.", no_args_is_help=True)
+model_app = typer.Typer(help="Local model folders (needs the trainer installed).", no_args_is_help=True)
 app.add_typer(admin_app, name="admin")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(files_app, name="files")
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(secrets_app, name="secrets")
+app.add_typer(model_app, name="model")
 
 console = Console(stderr=True)
 out = Console()
@@ -123,6 +126,38 @@ def teacher(host: str = typer.Option("127.0.0.1"), port: int = typer.Option(8100
     except ValueError as exc:
         _fail(str(exc))
     serve(options)
+
+
+# --------------------------------------------------------------------------------------- model
+
+
+@model_app.command("init")
+def model_init(out_dir: Path = typer.Option(..., "--out", help="Folder to write (new or empty)."),
+               arch: str = typer.Option("llama", "--arch", help="llama or bloom."),
+               hidden_size: int = typer.Option(128, "--hidden-size"),
+               num_layers: int = typer.Option(2, "--num-layers"),
+               num_heads: int = typer.Option(4, "--num-heads"),
+               vocab_size: int = typer.Option(4096, "--vocab-size", help="Tokenizer vocabulary (byte-level BPE)."),
+               max_position: int = typer.Option(2048, "--max-position", help="Longest sequence (LLaMA)."),
+               seed: int = typer.Option(0, "--seed", help="Same seed, same weights."),
+               force: bool = typer.Option(False, "--force", help="Write into a folder that is not empty.")):
+    """Build a tiny random-init LLaMA or BLOOM with a BELLE chat tokenizer, without downloads."""
+    import importlib.util
+
+    if importlib.util.find_spec("belle_trainer") is None:
+        _fail("`belle model init` needs the trainer: pip install -c constraints.txt -e services/trainer")
+    try:
+        from belle_trainer.tiny import init_tiny_model
+
+        with console.status(f"building a tiny {arch} model"):
+            path = init_tiny_model(out_dir, arch=arch, hidden_size=hidden_size, num_layers=num_layers,
+                                   num_heads=num_heads, vocab_size=vocab_size, seed=seed,
+                                   max_position=max_position, overwrite=force)
+    except ImportError as exc:
+        _fail(f"the trainer's dependencies are missing ({exc}): pip install -c constraints.txt -e services/trainer")
+    except (ValueError, FileExistsError) as exc:
+        _fail(str(exc))
+    out.print(str(path))
 
 
 # --------------------------------------------------------------------------------------- admin
