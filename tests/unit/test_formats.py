@@ -1,4 +1,4 @@
-"""Unit tests for belle_datagen.formats: every source format, detection, and each row error."""
+"""Unit tests for belle_shared.formats: every source format, detection, and each row error."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from belle_datagen.formats import FORMATS, RowError, detect_format, to_conversation
+from belle_shared.formats import FORMATS, RowError, detect_format, to_conversation
 
 
 def human(text: str) -> dict:

@@ -23,7 +23,7 @@ from sqlalchemy import select
 
 from belle_datagen.checkpoint import GenerationLog
 from belle_datagen.filters import REASONS
-from belle_datagen.formats import to_conversation
+from belle_shared.formats import to_conversation
 from belle_datagen.generator import Generator, generate
 from belle_datagen.inputs import load_inputs
 from belle_datagen.stats import DatasetStats

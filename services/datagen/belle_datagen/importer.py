@@ -17,7 +17,7 @@ from pathlib import PurePosixPath
 
 from sqlalchemy import select
 
-from belle_datagen.formats import RowError, to_conversation
+from belle_shared.formats import RowError, to_conversation
 from belle_datagen.stats import DatasetStats
 from belle_shared.db.models import Artifact, Dataset, File
 from belle_shared.errors import JobError

@@ -14,7 +14,8 @@ skips detection and checks that the row fits the named format instead.
 
 Errors are ``RowError`` with an English message saying what was expected and what was found, plus
 a JSON-path-like ``field`` (``"conversations[3].value"``), so the import report can point users at
-the exact spot in a row of a million-line file. Standard library only: the gateway may import this.
+the exact spot in a row of a million-line file. Standard library only. It lives in shared because the
+importer, the trainer (which reads fine-tuning files directly) and the gateway all read these rows.
 """
 
 from __future__ import annotations
