@@ -173,9 +173,18 @@ class TrainSpec(_Spec):
 
     type: Literal["train"] = "train"
     base_model: str = Field(description="Id or name of a registered model to start from.")
-    dataset_id: uuid.UUID = Field(description="Training dataset (conversation format).")
+    dataset_id: uuid.UUID | None = Field(
+        None, description="Training dataset (from an import or datagen job). Give this or `training_file_id`."
+    )
+    training_file_id: uuid.UUID | None = Field(
+        None, description="Uploaded JSONL file (purpose `fine-tune`) in any format the import job reads; the "
+        "trainer converts it. Give this or `dataset_id`."
+    )
     validation_dataset_id: uuid.UUID | None = Field(
         None, description="Validation dataset; unset holds out `validation_split` of the training data."
+    )
+    validation_file_id: uuid.UUID | None = Field(
+        None, description="Uploaded validation JSONL file (purpose `fine-tune`), instead of a dataset."
     )
     validation_split: float = Field(0.02, ge=0, lt=0.5, description="Share held out for eval loss when no validation set.")
     method: Literal["full", "lora"] = Field("full", description="Full fine-tuning or LoRA adapters.")
@@ -190,6 +199,17 @@ class TrainSpec(_Spec):
     )
     num_processes: int = Field(1, ge=1, le=1024, description="Training processes (GPUs, or CPU processes without one).")
     suffix: str | None = Field(None, max_length=64, description="Added to the fine-tuned model's name.")
+    metadata: dict[str, str] | None = Field(
+        None, max_length=16, description="Up to 16 key-value pairs kept with the job (OpenAI's `metadata`)."
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "TrainSpec":
+        if (self.dataset_id is None) == (self.training_file_id is None):
+            raise ValueError("give exactly one of dataset_id and training_file_id")
+        if self.validation_dataset_id is not None and self.validation_file_id is not None:
+            raise ValueError("give at most one of validation_dataset_id and validation_file_id")
+        return self
 
     @model_validator(mode="after")
     def _offload_needs_zero(self) -> "TrainSpec":

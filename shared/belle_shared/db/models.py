@@ -165,6 +165,8 @@ class Artifact(Base):
     uri: Mapped[str] = mapped_column(Text)
     sha256: Mapped[str | None] = mapped_column(String(64))
     bytes: Mapped[int | None] = mapped_column(BigInteger)
+    # Kind-specific facts, e.g. a training checkpoint's step and metrics.
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
