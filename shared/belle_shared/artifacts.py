@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import uuid
 from dataclasses import dataclass
 from typing import IO
@@ -68,6 +69,47 @@ class ArtifactStore:
         if self._local:
             os.replace(tmp, target)
         return StoredObject(uri=self.uri(key), sha256=digest.hexdigest(), bytes=size)
+
+    def put_dir(self, local_dir: str | os.PathLike, key: str) -> StoredObject:
+        """Copy a folder in (a model, a checkpoint). Local stores copy into a temporary folder and
+        rename it, so a reader never sees half a folder; object stores upload file by file and the
+        caller records the folder only afterwards. ``sha256`` is that of the sorted file list."""
+        local_dir = os.fspath(local_dir)
+        files = sorted(
+            os.path.relpath(os.path.join(root, name), local_dir)
+            for root, _, names in os.walk(local_dir) for name in names
+        )
+        digest, size = hashlib.sha256(), 0
+        target = self._path(self.uri(key))
+        staging = f"{target}.tmp-{uuid.uuid4().hex}" if self._local else target
+        for rel in files:
+            source = os.path.join(local_dir, rel)
+            digest.update(rel.encode("utf-8") + b"\0")
+            size += os.path.getsize(source)
+            destination = f"{staging}/{rel}"
+            if self._local:
+                os.makedirs(os.path.dirname(destination), exist_ok=True)
+            self.fs.put_file(source, destination)
+        if self._local:
+            os.makedirs(staging, exist_ok=True)
+            if os.path.exists(target):
+                shutil.rmtree(target)
+            os.replace(staging, target)
+        return StoredObject(uri=self.uri(key), sha256=digest.hexdigest(), bytes=size)
+
+    def get_dir(self, uri: str, local_dir: str | os.PathLike) -> None:
+        """Copy a stored folder to ``local_dir`` (created; existing files are overwritten)."""
+        source = self._path(uri).rstrip("/")
+        local_dir = os.fspath(local_dir)
+        for path in self.fs.find(source):
+            rel = path[len(source):].lstrip("/")
+            destination = os.path.join(local_dir, rel)
+            os.makedirs(os.path.dirname(destination), exist_ok=True)
+            self.fs.get_file(path, destination)
+
+    def local_path(self, uri: str) -> str | None:
+        """The filesystem path of a stored object when the store is a local folder, else None."""
+        return self._path(uri) if self._local else None
 
     def open(self, uri: str, mode: str = "rb"):
         return self.fs.open(self._path(uri), mode)

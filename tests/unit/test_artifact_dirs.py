@@ -1,0 +1,29 @@
+"""Folders in the artifact store: a model or checkpoint goes in whole and comes back the same."""
+
+from __future__ import annotations
+
+from belle_shared.artifacts import ArtifactStore
+
+
+def _tree(root):
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_put_dir_and_get_dir_round_trip(tmp_path):
+    source = tmp_path / "model"
+    (source / "sub").mkdir(parents=True)
+    (source / "config.json").write_text('{"model_type": "llama"}')
+    (source / "sub" / "weights.bin").write_bytes(b"\x00\x01" * 1000)
+    store = ArtifactStore(str(tmp_path / "store"))
+
+    stored = store.put_dir(source, "teams/t/models/m1")
+    assert stored.bytes == len('{"model_type": "llama"}') + 2000
+    assert store.local_path(stored.uri) and _tree(tmp_path / "store" / "teams/t/models/m1") == _tree(source)
+    # Replacing a folder leaves no file of the old one behind.
+    (source / "sub" / "weights.bin").unlink()
+    again = store.put_dir(source, "teams/t/models/m1")
+    assert again.sha256 != stored.sha256
+    copy = tmp_path / "copy"
+    store.get_dir(again.uri, copy)
+    assert _tree(copy) == _tree(source)
+    assert not list((tmp_path / "store" / "teams/t/models").glob("*.tmp-*"))
