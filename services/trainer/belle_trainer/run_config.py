@@ -1,0 +1,53 @@
+"""`run.json`, the file the trainer worker writes into a run folder before it launches training.
+
+    {"spec": <TrainSpec>, "base_model_path": "/abs/hf/folder", "train_file": "/abs/train.jsonl",
+     "validation_file": "/abs/val.jsonl" | null, "output_dir": "/abs/RUN", "resume": true}
+
+The spec is validated again here (the worker validated it too: a file can be edited in between).
+Standard library and pydantic only, so the worker can build and check a RunConfig without torch.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from belle_shared.specs import TrainSpec
+from belle_trainer.errors import BadOptionError
+
+RUN_FILE = "run.json"
+
+# BELLE's learning rates when the spec leaves it unset: full fine-tuning of the whole model moves
+# slowly; LoRA's few new weights start at zero and need a much larger step.
+DEFAULT_LEARNING_RATE = {"full": 8e-6, "lora": 3e-4}
+
+
+class RunConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    spec: TrainSpec
+    base_model_path: Path
+    train_file: Path
+    validation_file: Path | None = None
+    output_dir: Path
+    resume: bool = True
+
+    @property
+    def learning_rate(self) -> float:
+        """The spec's learning rate, or BELLE's default for the method."""
+        return self.spec.hyperparameters.learning_rate or DEFAULT_LEARNING_RATE[self.spec.method]
+
+
+def load_run_config(path: str | Path) -> RunConfig:
+    """Read and validate `run.json`; BadOptionError says what is wrong with it."""
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise BadOptionError(f"cannot read the run file {path}: {exc}") from exc
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise BadOptionError(f"invalid run file {path}: {exc}") from exc

@@ -1,0 +1,296 @@
+"""The training entry point: one fine-tuning run (full or LoRA, DeepSpeed ZeRO 0-3) described by a
+run folder's `run.json`, reporting to `RUN/progress.jsonl`.
+
+    torchrun --nproc_per_node N --master_addr 127.0.0.1 --master_port P \\
+        -m belle_trainer.train --config RUN/run.json
+    python -m belle_trainer.train --config RUN/run.json          # one process, no launcher needed
+
+On a machine without a GPU the N processes train on the CPU and talk over gloo. Outputs (rank 0):
+`progress.jsonl` (see belle_trainer.progress), `checkpoints/checkpoint-<step>/` (the newest two,
+resumed from when run.json says `"resume": true`), `final/` (a plain model folder with the tokenizer,
+LoRA merged in, ZeRO-3 shards gathered, and `belle_training.json`) and, for LoRA, `adapter/`.
+Everything else goes to stderr, stdout included: the worker follows the progress file.
+Exit status 0 after a `done` event, 1 after an `error` event.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from belle_trainer.errors import RunError
+from belle_trainer.progress import PROGRESS_FILE, ProgressWriter
+
+log = logging.getLogger("belle_trainer.train")
+
+FINAL_DIR = "final"
+ADAPTER_DIR = "adapter"
+TRAINING_FILE = "belle_training.json"
+# Checkpoints: every epoch (ProgressEvents) and every quarter of the run (a ratio, which the
+# Trainer turns into ceil(total_steps / 4) steps); the newest two are kept.
+SAVE_EVERY = 0.25
+KEEP_CHECKPOINTS = 2
+# Log lines: a ratio of the total steps, so that runs of up to 50 steps log every step and longer
+# ones about 50 times.
+LOG_EVERY = 0.02
+
+
+def _stdout_to_stderr() -> None:
+    """Send everything written to stdout (print() in the Trainer's PrinterCallback, DeepSpeed's
+    logger, C++ op builds) to stderr, at the file-descriptor level so child compilers follow."""
+    sys.stdout.flush()
+    os.dup2(sys.stderr.fileno(), 1)
+    sys.stdout = sys.stderr
+
+
+def _single_process_env() -> None:
+    """Without a launcher, make this process rank 0 of 1 (DeepSpeed needs the distributed env)."""
+    if "RANK" in os.environ or "LOCAL_RANK" in os.environ:
+        return
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": "0", "LOCAL_RANK": "0",
+                       "WORLD_SIZE": "1", "LOCAL_WORLD_SIZE": "1"})
+
+
+def _skip_cpu_shm_comm() -> None:
+    """On a CPU-only machine, let DeepSpeed all-reduce over plain gloo instead of JIT-compiling its
+    shared-memory op with g++ at the first start (measured: ~60 s on 2 cores, on every fresh
+    machine or container). That op speeds up all-reduces of large tensors between CPU processes;
+    CPU training here is for tiny models, where the compile costs more than a whole run. GPU runs
+    use NCCL and are unaffected. DeepSpeed has no option for this: `TorchBackend` calls the module's
+    `build_shm_op()`, which is replaced (a no-op if a DeepSpeed release renames it)."""
+    import importlib
+
+    # Not `import deepspeed.comm.torch as ...`: the package's `torch` attribute is torch itself.
+    ds_torch_comm = importlib.import_module("deepspeed.comm.torch")
+    if hasattr(ds_torch_comm, "build_shm_op"):
+        ds_torch_comm.build_shm_op = lambda: None
+
+
+def count_parameters(model: Any) -> tuple[int, int]:
+    """(trainable, total) parameters; under ZeRO-3 a parameter's local tensor is empty and its real
+    size is `ds_numel`."""
+    trainable = total = 0
+    for parameter in model.parameters():
+        n = getattr(parameter, "ds_numel", None) or parameter.numel()
+        total += n
+        if parameter.requires_grad:
+            trainable += n
+    return trainable, total
+
+
+def _prepare_checkpoints(root: Path, *, resume: bool, is_main: bool) -> Path | None:
+    """The checkpoint to resume from (newest complete one), or None. Rank 0 deletes folders cut
+    short by a kill, or every checkpoint when the run starts over."""
+    from belle_trainer.checkpoints import newest_complete, remove_incomplete
+
+    if not resume:
+        if is_main and root.exists():
+            shutil.rmtree(root)
+        return None
+    newest = newest_complete(root)
+    if is_main:
+        for path in remove_incomplete(root):
+            log.warning("removed incomplete checkpoint %s", path)
+    return newest
+
+
+def run(config, writer: ProgressWriter, *, rank: int, world_size: int) -> dict[str, Any]:
+    """Train as `config` says; returns the done event."""
+    import deepspeed
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainingArguments, set_seed
+    from transformers.integrations.deepspeed import unset_hf_deepspeed_config
+
+    from belle_trainer.checkpoints import CHECKPOINTS_DIR
+    from belle_trainer.ds_config import build_ds_config
+    from belle_trainer.hf_trainer import BelleTrainer, ProgressEvents, barrier, train_loss_from_history
+    from belle_trainer.lora import apply_lora, merge_adapter
+    from belle_trainer.packing import PackingUnsupported, enable_packing, pack
+    from belle_trainer.train_data import Collator, ListDataset, load_run_data, pad_token_id
+
+    spec, hp = config.spec, config.spec.hyperparameters
+    is_main = rank == 0
+    run_dir = config.output_dir
+    set_seed(hp.seed)
+    if spec.num_processes != world_size:
+        log.warning("the spec asks for %d processes, this run has %d", spec.num_processes, world_size)
+
+    # Data first: a file with nothing to train on fails in seconds, before any model is loaded.
+    tokenizer = AutoTokenizer.from_pretrained(config.base_model_path)
+    data = load_run_data(tokenizer, config.train_file, config.validation_file, max_length=hp.max_length,
+                         validation_split=spec.validation_split, seed=hp.seed)
+
+    on_gpu = torch.cuda.is_available()
+    bf16 = on_gpu and torch.cuda.is_bf16_supported()
+    if not on_gpu:
+        _skip_cpu_shm_comm()
+    checkpoint_root = run_dir / CHECKPOINTS_DIR
+    resume_from = _prepare_checkpoints(checkpoint_root, resume=config.resume, is_main=is_main)
+
+    # TrainingArguments before the model: under ZeRO-3 from_pretrained then loads each weight
+    # straight into its shard (zero.Init) instead of whole into every process.
+    args = TrainingArguments(
+        output_dir=str(checkpoint_root),
+        deepspeed=build_ds_config(spec.zero_stage, spec.offload, on_gpu=on_gpu),
+        use_cpu=not on_gpu,  # with DeepSpeed and 2+ CPU processes the Trainer needs it said
+        bf16=bf16,
+        per_device_train_batch_size=hp.batch_size,
+        per_device_eval_batch_size=hp.batch_size,
+        gradient_accumulation_steps=hp.gradient_accumulation_steps,
+        num_train_epochs=hp.epochs,
+        learning_rate=config.learning_rate,
+        lr_scheduler_type=hp.lr_scheduler,
+        warmup_steps=hp.warmup_ratio,  # below 1: a share of the total steps
+        weight_decay=hp.weight_decay,
+        seed=hp.seed,
+        data_seed=hp.seed,
+        logging_strategy="steps",
+        logging_steps=LOG_EVERY,
+        eval_strategy="epoch" if data.validation else "no",
+        save_strategy="steps",
+        save_steps=SAVE_EVERY,
+        save_total_limit=KEEP_CHECKPOINTS,
+        label_names=["labels"],  # peft models hide the signature the Trainer reads this from
+        remove_unused_columns=False,
+        include_num_input_tokens_seen="no",  # BelleTrainer counts non-pad tokens itself
+        report_to="none",
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+    )
+    # On CPU the Trainer's accelerate state starts torch.distributed (gloo) without DeepSpeed's
+    # comm layer, which then counts one process: ZeRO-3's zero.Init would reject the batch size
+    # (8 != 2 * 2 * 1). Wrapping the existing process group in DeepSpeed's comm first avoids that.
+    args.device  # noqa: B018 - sets up the process group
+    deepspeed.init_distributed()
+    model = AutoModelForCausalLM.from_pretrained(config.base_model_path, dtype=torch.float32)
+    model.config.use_cache = False  # no KV cache in training
+
+    packing = spec.packing
+    if packing:
+        try:
+            enable_packing(model)
+        except PackingUnsupported as exc:
+            log.warning("training without packing: %s", exc)
+            packing = False
+    train_items = pack(data.train, hp.max_length) if packing else data.train
+    log.info("%d training samples in %d sequences, %d validation samples, %d rows dropped",
+             len(data.train), len(train_items), len(data.validation), data.dropped)
+
+    if spec.method == "lora":
+        model = apply_lora(model, r=spec.lora.r, alpha=spec.lora.alpha, dropout=spec.lora.dropout,
+                           targets=spec.lora.target_modules)
+    trainable, total = count_parameters(model)
+
+    events = ProgressEvents(writer, run_dir=run_dir, resumed=resume_from is not None, start_fields={
+        "num_train_samples": len(data.train), "num_eval_samples": len(data.validation), "world_size": world_size,
+        "trainable_parameters": trainable, "total_parameters": total, "dropped_samples": data.dropped})
+    trainer = BelleTrainer(
+        model=model,
+        args=args,
+        train_dataset=ListDataset(train_items),
+        eval_dataset=ListDataset(data.validation) if data.validation else None,
+        data_collator=Collator(pad_token_id(tokenizer), mask_dtype=torch.bfloat16 if bf16 else torch.float32),
+        processing_class=tokenizer,
+        callbacks=[events],
+    )
+
+    started = time.perf_counter()
+    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    trainer.sync_tokens()  # the tokens after the last log line
+    step = trainer.state.global_step
+    if data.validation and (events.last_eval is None or events.last_eval[0] != step):
+        trainer.evaluate()
+    train_seconds = time.perf_counter() - started
+
+    final_dir, adapter_dir = run_dir / FINAL_DIR, run_dir / ADAPTER_DIR
+    if is_main:  # a finished run started again (resume) saves over its old outputs
+        shutil.rmtree(final_dir, ignore_errors=True)
+        shutil.rmtree(adapter_dir, ignore_errors=True)
+    barrier()
+    if spec.method == "lora":
+        trainer.save_model(str(adapter_dir))  # every process: ZeRO-3 gathers the adapter's shards
+        barrier()
+        if is_main:
+            unset_hf_deepspeed_config()  # the merge loads the base model whole, not into shards
+            merge_adapter(config.base_model_path, adapter_dir, final_dir)
+    else:
+        trainer.save_model(str(final_dir))  # every process: ZeRO-3 gathers the shards
+    train_seconds_total = time.perf_counter() - started
+
+    eval_loss = events.last_eval[1] if events.last_eval else None
+    train_loss = train_loss_from_history(trainer.state.log_history)
+    done = {"step": step, "train_loss": train_loss, "eval_loss": eval_loss, "model_path": FINAL_DIR,
+            "adapter_path": ADAPTER_DIR if spec.method == "lora" else None,
+            "train_seconds": round(train_seconds, 3), "trained_tokens": int(trainer.state.num_input_tokens_seen)}
+    if is_main:
+        tokenizer.save_pretrained(final_dir)
+        # The Trainer's pickled arguments: not part of a model folder (and a pickle to load).
+        (final_dir / "training_args.bin").unlink(missing_ok=True)
+        _write_training_record(final_dir / TRAINING_FILE, config, done, world_size=world_size, packing=packing,
+                               precision="bf16" if bf16 else "fp32", save_seconds=train_seconds_total - train_seconds)
+    return writer.write("done", **done)
+
+
+def _write_training_record(path: Path, config, done: dict[str, Any], **extra: Any) -> None:
+    """`final/belle_training.json`: what was trained from what, how, and how it ended."""
+    import torch
+    import transformers
+
+    record = {
+        "spec": config.spec.model_dump(mode="json"),
+        "base_model_path": str(config.base_model_path),
+        "learning_rate": config.learning_rate,
+        "metrics": {key: done[key] for key in ("step", "train_loss", "eval_loss", "train_seconds", "trained_tokens")},
+        **extra,
+        "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
+    }
+    path.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def _error_message(exc: BaseException) -> str:
+    if isinstance(exc, RunError):
+        return str(exc)
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return f"out of memory: {exc}".strip().rstrip(":")
+    return f"{type(exc).__name__}: {exc}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m belle_trainer.train", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", required=True, type=Path, help="the run folder's run.json")
+    options = parser.parse_args(argv)
+
+    _stdout_to_stderr()
+    _single_process_env()
+    rank, world_size = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO if rank == 0 else logging.WARNING,
+                        format=f"%(asctime)s [rank {rank}] %(levelname)s %(name)s: %(message)s")
+    # Until run.json is read, its folder is the run folder (the worker writes it there).
+    writer = ProgressWriter(options.config.parent / PROGRESS_FILE, enabled=rank == 0)
+    try:
+        from belle_trainer.run_config import load_run_config
+
+        config = load_run_config(options.config)
+        writer = ProgressWriter(config.output_dir / PROGRESS_FILE, enabled=rank == 0)
+        config.output_dir.mkdir(parents=True, exist_ok=True)
+        run(config, writer, rank=rank, world_size=world_size)
+        return 0
+    except Exception as exc:  # every failure is reported; the traceback goes to stderr
+        log.exception("training failed")
+        writer.write("error", message=_error_message(exc))
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
