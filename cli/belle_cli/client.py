@@ -82,6 +82,18 @@ class Client:
             for chunk in response.iter_bytes():
                 out.write(chunk)
 
+    def models(self) -> dict:
+        return self._check(self.http.get("/v1/models"))
+
+    def model(self, ref: str) -> dict:
+        return self._check(self.http.get(f"/v1/models/{ref}"))
+
+    def register_model(self, path: str, name: str) -> dict:
+        return self._check(self.http.post("/v1/models", json={"name": name, "path": path}))
+
+    def delete_model(self, ref: str) -> dict:
+        return self._check(self.http.delete(f"/v1/models/{ref}"))
+
     def set_secret(self, name: str, value: str) -> dict:
         return self._check(self.http.put(f"/v1/secrets/{name}", json={"value": value}))
 

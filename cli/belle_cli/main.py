@@ -9,6 +9,8 @@
     belle secrets set NAME < key.txt                a team secret (e.g. a teacher API key)
     belle jobs submit SPEC.json [--follow]          submit a job; list | show | events | cancel
     belle model init --arch llama --out DIR         a tiny random-init model + BELLE tokenizer, offline
+    belle models register PATH --name NAME          register a team base model; list | delete
+    belle admin register-model PATH --name NAME     register a shared base model (operators)
 """
 
 from __future__ import annotations
@@ -33,12 +35,14 @@ files_app = typer.Typer(help="Upload and list files.", no_args_is_help=True)
 datasets_app = typer.Typer(help="List and download datasets.", no_args_is_help=True)
 secrets_app = typer.Typer(help="Team secrets (teacher/judge API keys) that job specs name.", no_args_is_help=True)
 model_app = typer.Typer(help="Local model folders (needs the trainer installed).", no_args_is_help=True)
+models_app = typer.Typer(help="The model registry: list and register models.", no_args_is_help=True)
 app.add_typer(admin_app, name="admin")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(files_app, name="files")
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(secrets_app, name="secrets")
 app.add_typer(model_app, name="model")
+app.add_typer(models_app, name="models")
 
 console = Console(stderr=True)
 out = Console()
@@ -180,6 +184,38 @@ def create_team(name: str, data_dir: Optional[Path] = DataDir):
     out.print(key, soft_wrap=True)
 
 
+@admin_app.command("register-model")
+def admin_register_model(path: str = typer.Argument(..., help="Model folder (or fsspec URL) the workers can read."),
+                         name: str = typer.Option(..., "--name", help="Name teams use for it."),
+                         data_dir: Optional[Path] = DataDir):
+    """Register a shared base model that every team sees (no model-root restriction)."""
+    from belle_shared.db.engine import make_engine, make_session_factory
+    from belle_shared.db.migrate import upgrade
+    from belle_shared.models import ModelExists, register_model
+
+    settings = _settings(data_dir)
+    upgrade(settings)
+    uri = _local_or_url(path)
+    engine = make_engine(settings)
+    try:
+        with make_session_factory(engine)() as session:
+            model = register_model(session, team_id=None, name=name, uri=uri)
+            session.commit()
+    except (ModelExists, ValueError) as exc:
+        _fail(str(exc))
+    finally:
+        engine.dispose()
+    console.print(f"shared base model {name!r} registered ({model.id}) from {uri}")
+    out.print(str(model.id))
+
+
+def _local_or_url(path: str) -> str:
+    """An existing local path as an absolute one (the gateway does not share our working folder)."""
+    if "://" not in path and Path(path).expanduser().exists():
+        return str(Path(path).expanduser().resolve())
+    return path
+
+
 @admin_app.command("migrate")
 def migrate(data_dir: Optional[Path] = DataDir):
     """Bring the database schema up to date."""
@@ -187,6 +223,47 @@ def migrate(data_dir: Optional[Path] = DataDir):
 
     upgrade(_settings(data_dir))
     console.print("database is up to date")
+
+
+# -------------------------------------------------------------------------------------- models
+
+
+@models_app.command("register")
+def models_register(path: str = typer.Argument(..., help="Model folder under one of the gateway's model roots, "
+                                                "or an artifact-store URI of the team's."),
+                    name: str = typer.Option(..., "--name", help="Name to register it under."),
+                    api_url: Optional[str] = ApiUrl, api_key: Optional[str] = ApiKey):
+    """Register a base model folder for the team; prints the model object."""
+    try:
+        out.print_json(data=_client(api_url, api_key).register_model(_local_or_url(path), name))
+    except APIError as exc:
+        _fail(str(exc))
+
+
+@models_app.command("list")
+def models_list(api_url: Optional[str] = ApiUrl, api_key: Optional[str] = ApiKey):
+    """The team's models and the shared base models."""
+    try:
+        data = _client(api_url, api_key).models()["data"]
+    except APIError as exc:
+        _fail(str(exc))
+    table = Table("name", "kind", "owner", "architecture", "parent")
+    table.columns.insert(0, _id_column())
+    for m in data:
+        details = m.get("details") or {}
+        table.add_row(m["belle_id"], m["id"], m["kind"], m["owned_by"],
+                      str(details.get("model_type") or details.get("base_model") or ""), m.get("parent") or "")
+    out.print(table)
+
+
+@models_app.command("delete")
+def models_delete(model: str, api_url: Optional[str] = ApiUrl, api_key: Optional[str] = ApiKey):
+    """Remove one of the team's models from the registry (its files are left in place)."""
+    try:
+        _client(api_url, api_key).delete_model(model)
+    except APIError as exc:
+        _fail(str(exc))
+    console.print(f"model {model} deleted")
 
 
 # ------------------------------------------------------------------------------------ datasets

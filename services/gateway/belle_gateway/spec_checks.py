@@ -5,6 +5,7 @@ A registry keyed by job type; each check raises APIError naming the offending fi
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 from sqlalchemy import select
@@ -12,8 +13,10 @@ from sqlalchemy.orm import Session
 
 from belle_gateway.errors import APIError
 from belle_shared.artifacts import ArtifactStore
-from belle_shared.db.models import File, Team
-from belle_shared.specs import PROMPT_PLACEHOLDERS, DatagenSpec, ImportSpec, JobSpec
+from belle_shared.db.models import Dataset, File, ModelKind, Team
+from belle_shared.formats import RowError, to_conversation
+from belle_shared.models import find_model
+from belle_shared.specs import PROMPT_PLACEHOLDERS, DatagenSpec, ImportSpec, JobSpec, TrainSpec
 
 SpecCheck = Callable[[Session, Team, JobSpec, ArtifactStore], None]
 SPEC_CHECKS: dict[str, list[SpecCheck]] = {}
@@ -65,3 +68,81 @@ def _datagen_files(session: Session, team: Team, spec: DatagenSpec, store: Artif
         if missing:
             raise APIError(400, f"prompt_file_id: the template {prompt.filename!r} lacks {', '.join(missing)}, "
                            f"which mode {spec.mode!r} fills in", param="prompt_file_id", code="invalid_prompt")
+
+
+# Rows of a fine-tuning file converted before its job is queued: enough to catch a file in the wrong
+# format at once, few enough that a large file costs nothing to check. Later bad rows are dropped
+# (and counted) by the trainer.
+TRAIN_FILE_CHECK_ROWS = 20
+
+
+def require_team_dataset(session: Session, team: Team, dataset_id, param: str) -> Dataset:
+    dataset = session.scalar(select(Dataset).where(Dataset.id == dataset_id, Dataset.team_id == team.id))
+    if dataset is None:
+        raise APIError(400, f"{param}: no dataset with id {dataset_id}", param=param, code="dataset_not_found")
+    return dataset
+
+
+def check_fine_tune_rows(store: ArtifactStore, file: File, param: str, rows: int = TRAIN_FILE_CHECK_ROWS) -> None:
+    """The file's first ``rows`` rows must convert to conversations; the error names line and field."""
+    checked = 0
+    with store.open(file.uri, "rb") as f:
+        for number, raw in enumerate(f, start=1):
+            if not raw.strip():
+                continue
+            try:
+                to_conversation(json.loads(raw))  # JSON objects, checked at upload
+            except RowError as exc:
+                where = f"line {number}" + (f", field {exc.field}" if exc.field else "")
+                raise APIError(400, f"{param}: file {file.filename!r} is not a fine-tuning dataset: {where}: "
+                               f"{exc.message}", param=param, code="invalid_training_row") from None
+            checked += 1
+            if checked >= rows:
+                return
+
+
+@spec_check("train")
+def _train_references(session: Session, team: Team, spec: TrainSpec, store: ArtifactStore) -> None:
+    model = find_model(session, team.id, spec.base_model)
+    if model is None:
+        raise APIError(400, f"base_model: no model {spec.base_model!r} (GET /v1/models lists them)",
+                       param="base_model", code="model_not_found")
+    if model.kind == ModelKind.quantized:
+        raise APIError(400, f"base_model: {model.name!r} is a quantized model and cannot be fine-tuned; use the "
+                       "model it was quantized from", param="base_model", code="model_not_trainable")
+
+    for param in ("training_file_id", "validation_file_id"):
+        file_id = getattr(spec, param)
+        if file_id is not None:
+            file = require_team_file(session, team, file_id, param, purposes=("fine-tune",))
+            check_fine_tune_rows(store, file, param)
+    for param in ("dataset_id", "validation_dataset_id"):
+        if getattr(spec, param) is not None:
+            require_team_dataset(session, team, getattr(spec, param), param)
+
+    details = model.details or {}
+    known = details.get("module_names")
+    if spec.method == "lora":
+        targets = spec.lora.target_modules
+        if targets is not None and not targets:
+            raise APIError(400, "lora.target_modules: empty list; leave it unset for the architecture's defaults",
+                           param="lora.target_modules", code="invalid_value")
+        if targets and known:
+            # peft matches a target against the last part of a module's dotted name.
+            unknown = [t for t in targets if t.rsplit(".", 1)[-1] not in known]
+            if unknown:
+                raise APIError(400, f"lora.target_modules: {model.name!r} ({details.get('model_type', 'this model')}) "
+                               f"has no module {', '.join(map(repr, unknown))}; its linear layers are "
+                               f"{', '.join(known)}", param="lora.target_modules", code="unknown_target_module")
+        if not targets and "module_names" in details and not known:
+            raise APIError(400, f"lora.target_modules: no default LoRA targets for architecture "
+                           f"{details.get('model_type')!r}; name the modules to adapt",
+                           param="lora.target_modules", code="missing_target_modules")
+
+    limit = details.get("max_position_embeddings")
+    if isinstance(limit, int) and spec.hyperparameters.max_length > limit:
+        given = "max_length" in spec.hyperparameters.model_fields_set
+        what = f"{spec.hyperparameters.max_length}" if given else f"the default ({spec.hyperparameters.max_length})"
+        raise APIError(400, f"hyperparameters.max_length: {what} is longer than {model.name!r} can attend to "
+                       f"({limit} positions); set it to at most {limit}", param="hyperparameters.max_length",
+                       code="invalid_value")

@@ -1,0 +1,366 @@
+"""OpenAI's fine-tuning API over BELLE's `train` jobs, so the official `openai` SDK works unchanged.
+
+    client = OpenAI(base_url="http://127.0.0.1:8000/v1", api_key=BELLE_KEY)
+    job = client.fine_tuning.jobs.create(model="belle-tiny-llama", training_file=file.id,
+                                         extra_body={"belle": {"method": "lora"}})
+
+The request is translated into a `TrainSpec` and submitted like any job (`submit_job`); the ids are
+the job ids of `/v1/jobs`. OpenAI's field names are used in errors (`model`, `training_file`,
+`hyperparameters.n_epochs`); options OpenAI has no name for go in the `belle` extension object.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Literal
+
+from fastapi import APIRouter, Query
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sqlalchemy import and_, or_, select
+
+from belle_gateway.deps import CeleryDep, SessionDep, SettingsDep, StoreDep, TeamDep
+from belle_gateway.errors import APIError, loc_to_param
+from belle_gateway.routers.jobs import submit_job
+from belle_gateway.schemas import (
+    DEFAULT_LEARNING_RATE,
+    FineTuningJobCheckpointPublic,
+    FineTuningJobCheckpointsPublic,
+    FineTuningJobEventPublic,
+    FineTuningJobEventsPublic,
+    FineTuningJobPublic,
+    FineTuningJobsPublic,
+)
+from belle_shared.db.models import Artifact, Dataset, File, Job, JobEvent
+from belle_shared.jobs import CancelRefused, request_cancel
+from belle_shared.models import find_model, fine_tuned_model_name
+from belle_shared.specs import TrainSpec
+
+router = APIRouter(prefix="/v1/fine_tuning/jobs", tags=["fine-tuning"])
+
+
+# ------------------------------------------------------------------------------------ request
+
+
+def _auto_or_number(value: Any, *, integer: bool, low: float, high: float, low_open: bool = False):
+    """OpenAI's hyper-parameters are "auto" or a number; "auto" keeps BELLE's default."""
+    if value is None or value == "auto":
+        return "auto"
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not float(value).is_integer()):
+        raise ValueError(f'expected "auto" or {"an integer" if integer else "a number"}, got {value!r}')
+    if value < low or (low_open and value == low) or value > high:
+        bounds = f"{'above' if low_open else 'at least'} {low:g} and at most {high:g}"
+        raise ValueError(f"must be {bounds}, got {value!r}")
+    return int(value) if integer else float(value)
+
+
+class Hyperparameters(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    # Epochs may be fractional in BELLE (the spec takes a float); OpenAI sends integers.
+    n_epochs: Any = Field("auto", description='"auto" (BELLE: 2) or a number of epochs, up to 100.')
+    batch_size: Any = Field("auto", description='"auto" (BELLE: 1 per process) or a micro-batch size.')
+    learning_rate_multiplier: Any = Field(
+        "auto", description='"auto" (1) or a factor on BELLE\'s learning rate (8e-6 full, 3e-4 LoRA).'
+    )
+
+    @field_validator("n_epochs", mode="before")
+    @classmethod
+    def _epochs(cls, v):
+        return _auto_or_number(v, integer=False, low=0, high=100, low_open=True)
+
+    @field_validator("batch_size", mode="before")
+    @classmethod
+    def _batch(cls, v):
+        return _auto_or_number(v, integer=True, low=1, high=4096)
+
+    @field_validator("learning_rate_multiplier", mode="before")
+    @classmethod
+    def _lr(cls, v):
+        return _auto_or_number(v, integer=False, low=0, high=100, low_open=True)
+
+
+class Supervised(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    hyperparameters: Hyperparameters | None = None
+
+
+class Method(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["supervised", "dpo", "reinforcement"]
+    supervised: Supervised | None = None
+    dpo: dict[str, Any] | None = None
+    reinforcement: dict[str, Any] | None = None
+
+
+# Hyper-parameters OpenAI has no name for; given in `belle`, they go to spec.hyperparameters.
+EXTRA_HYPERPARAMETERS = ("learning_rate", "gradient_accumulation_steps", "warmup_ratio", "weight_decay",
+                         "lr_scheduler", "max_length")
+
+
+class BelleOptions(BaseModel):
+    """BELLE's extension fields (`extra_body={"belle": {...}}` in the SDK); ranges are the spec's."""
+
+    model_config = ConfigDict(extra="forbid")
+    method: Literal["full", "lora"] | None = None
+    lora: dict[str, Any] | None = None
+    zero_stage: int | None = None
+    offload: str | None = None
+    packing: bool | None = None
+    num_processes: int | None = None
+    validation_split: float | None = None
+    learning_rate: float | None = None
+    gradient_accumulation_steps: int | None = None
+    warmup_ratio: float | None = None
+    weight_decay: float | None = None
+    lr_scheduler: str | None = None
+    max_length: int | None = None
+
+
+class FineTuningJobCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    model: str = Field(min_length=1, description="Name or id of a registered model (GET /v1/models).")
+    training_file: str = Field(
+        description="Id of a file uploaded with purpose `fine-tune` (or, BELLE extension, of a dataset)."
+    )
+    validation_file: str | None = Field(None, description="Like training_file; unset holds out a split.")
+    hyperparameters: Hyperparameters | None = Field(None, description="Deprecated by OpenAI in favour of method.")
+    method: Method | None = None
+    suffix: str | None = Field(None, max_length=64, pattern=r"^[^:\s]*$",
+                               description="Part of the fine-tuned model's name (no ':' or spaces).")
+    seed: int | None = Field(None, ge=0, le=2**31 - 1)
+    metadata: dict[str, str] | None = None
+    integrations: list[dict[str, Any]] | None = None
+    belle: BelleOptions | None = None
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata(cls, value):
+        if value is None:
+            return value
+        if len(value) > 16:
+            raise ValueError("at most 16 key-value pairs")
+        for key, item in value.items():
+            if len(key) > 64 or len(item) > 512:
+                raise ValueError("keys are at most 64 characters and values at most 512")
+        return value
+
+
+# --------------------------------------------------------------------------- request -> spec
+
+# Spec field -> the name this API uses for it, for error messages.
+_SPEC_TO_OPENAI = {
+    "base_model": "model",
+    "training_file_id": "training_file",
+    "dataset_id": "training_file",
+    "validation_file_id": "validation_file",
+    "validation_dataset_id": "validation_file",
+    "suffix": "suffix",
+    "metadata": "metadata",
+    "hyperparameters.epochs": "hyperparameters.n_epochs",
+    "hyperparameters.batch_size": "hyperparameters.batch_size",
+    "hyperparameters.seed": "seed",
+    "type": None,  # the deployment does not serve train jobs: no field of the request is wrong
+}
+
+
+def openai_param(param: str | None, hp_source: str = "hyperparameters") -> str | None:
+    """Name a spec field as this API's request does ("base_model" -> "model", else "belle.<field>")."""
+    if not param:
+        return param
+    for spec_name, name in _SPEC_TO_OPENAI.items():
+        if param == spec_name or param.startswith(spec_name + ".") or param.startswith(spec_name + "["):
+            if name is None:
+                return None
+            if name.startswith("hyperparameters."):
+                name = hp_source + name[len("hyperparameters"):]
+            return name + param[len(spec_name):]
+    if param.startswith("hyperparameters."):
+        return "belle." + param[len("hyperparameters."):]
+    return "belle." + param
+
+
+def _reference(session, team, raw: str | None, file_field: str, dataset_field: str) -> dict[str, Any]:
+    """A file id goes to ``file_field``; the id of one of the team's datasets to ``dataset_field``."""
+    if raw is None:
+        return {}
+    try:
+        ref = uuid.UUID(raw)
+    except ValueError:
+        name = _SPEC_TO_OPENAI[file_field]
+        raise APIError(400, f"{name}: no file with id {raw!r}", param=name, code="file_not_found") from None
+    is_file = session.scalar(select(File.id).where(File.id == ref, File.team_id == team.id)) is not None
+    if not is_file and session.scalar(select(Dataset.id).where(Dataset.id == ref, Dataset.team_id == team.id)):
+        return {dataset_field: ref}
+    return {file_field: ref}  # a missing file is reported by the spec check, like any job's
+
+
+def build_spec(session, team, body: FineTuningJobCreate) -> tuple[TrainSpec, str]:
+    """The TrainSpec this request describes, and where its hyper-parameters came from (for errors)."""
+    if body.integrations:
+        raise APIError(400, "integrations: not supported by this server", param="integrations",
+                       code="unsupported_parameter")
+    hp_source, hyper = "hyperparameters", body.hyperparameters
+    if body.method is not None:
+        if body.method.type != "supervised":
+            raise APIError(400, f"method.type: only 'supervised' fine-tuning is supported, not {body.method.type!r}",
+                           param="method.type", code="unsupported_method")
+        nested = body.method.supervised.hyperparameters if body.method.supervised else None
+        if nested is not None:
+            if hyper is not None:
+                raise APIError(400, "hyperparameters: give them either at the top level or in "
+                               "method.supervised.hyperparameters, not both", param="hyperparameters",
+                               code="invalid_value")
+            hp_source, hyper = "method.supervised.hyperparameters", nested
+    hyper = hyper or Hyperparameters()
+    belle = body.belle or BelleOptions()
+    method = belle.method or "full"
+
+    hp: dict[str, Any] = {k: getattr(belle, k) for k in EXTRA_HYPERPARAMETERS if getattr(belle, k) is not None}
+    if hyper.n_epochs != "auto":
+        hp["epochs"] = hyper.n_epochs
+    if hyper.batch_size != "auto":
+        hp["batch_size"] = hyper.batch_size
+    if hyper.learning_rate_multiplier != "auto":
+        if belle.learning_rate is not None:
+            raise APIError(400, f"{hp_source}.learning_rate_multiplier: give it or belle.learning_rate, not both",
+                           param=f"{hp_source}.learning_rate_multiplier", code="invalid_value")
+        hp["learning_rate"] = hyper.learning_rate_multiplier * DEFAULT_LEARNING_RATE[method]
+    if body.seed is not None:
+        hp["seed"] = body.seed
+
+    data: dict[str, Any] = {
+        "type": "train",
+        "base_model": body.model,
+        "method": method,
+        "hyperparameters": hp,
+        "suffix": body.suffix or None,
+        "metadata": body.metadata,
+        **_reference(session, team, body.training_file, "training_file_id", "dataset_id"),
+        **_reference(session, team, body.validation_file, "validation_file_id", "validation_dataset_id"),
+    }
+    for key in ("lora", "zero_stage", "offload", "packing", "num_processes", "validation_split"):
+        if getattr(belle, key) is not None:
+            data[key] = getattr(belle, key)
+    try:
+        return TrainSpec.model_validate(data), hp_source
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        spec_param = loc_to_param(first.get("loc", ()))
+        param = openai_param(spec_param, hp_source) if spec_param else "belle"
+        # A model-level rule (offload needs ZeRO, ...) has no location: its message says what to change.
+        message = first["msg"].removeprefix("Value error, ")
+        raise APIError(400, f"{param}: {message}", param=param, code=first["type"]) from None
+
+
+def _create(session, celery, settings, store, team, body: FineTuningJobCreate) -> Job:
+    spec, hp_source = build_spec(session, team, body)
+    try:
+        return submit_job(session, celery, settings, store, team, spec)
+    except APIError as exc:
+        # The spec checks name spec fields; say them as this API's request does.
+        param = openai_param(exc.param, hp_source)
+        message = exc.message
+        if exc.param and message.startswith(exc.param + ":"):
+            rest = message[len(exc.param) + 1:].lstrip()
+            message = f"{param}: {rest}" if param else rest
+        raise APIError(exc.status, message, param=param, code=exc.code) from None
+
+
+# ------------------------------------------------------------------------------------- routes
+
+
+@router.post("", response_model=FineTuningJobPublic)
+async def create(body: FineTuningJobCreate, session: SessionDep, celery: CeleryDep, settings: SettingsDep,
+                 store: StoreDep, team: TeamDep):
+    """Create a fine-tuning job (a `train` job); checked before it is queued."""
+    job = await run_in_threadpool(_create, session, celery, settings, store, team, body)
+    return FineTuningJobPublic.of(job)
+
+
+def _train_job(session, team, job_id: uuid.UUID, *, for_update: bool = False) -> Job:
+    stmt = select(Job).where(Job.id == job_id, Job.team_id == team.id, Job.type == "train")
+    job = session.scalars(stmt.with_for_update() if for_update else stmt).first()
+    if job is None:
+        raise APIError(404, f"no fine-tuning job with id {job_id}", param="fine_tuning_job_id", code="job_not_found")
+    return job
+
+
+@router.get("", response_model=FineTuningJobsPublic)
+def list_(session: SessionDep, team: TeamDep,
+          after: uuid.UUID | None = Query(None, description="Id of the last job of the previous page."),
+          limit: int = Query(20, ge=1, le=100)):
+    """The team's fine-tuning jobs, newest first."""
+    where = [Job.team_id == team.id, Job.type == "train"]
+    if after is not None:
+        cursor = _train_job(session, team, after)
+        where.append(or_(Job.created_at < cursor.created_at,
+                         and_(Job.created_at == cursor.created_at, Job.id < cursor.id)))
+    rows = session.scalars(select(Job).where(*where).order_by(Job.created_at.desc(), Job.id.desc())
+                           .limit(limit + 1)).all()
+    return FineTuningJobsPublic(data=[FineTuningJobPublic.of(j) for j in rows[:limit]], has_more=len(rows) > limit)
+
+
+@router.get("/{fine_tuning_job_id}", response_model=FineTuningJobPublic)
+def retrieve(fine_tuning_job_id: uuid.UUID, session: SessionDep, team: TeamDep):
+    """One fine-tuning job."""
+    return FineTuningJobPublic.of(_train_job(session, team, fine_tuning_job_id))
+
+
+@router.post("/{fine_tuning_job_id}/cancel", response_model=FineTuningJobPublic)
+def cancel(fine_tuning_job_id: uuid.UUID, session: SessionDep, team: TeamDep):
+    """Cancel a queued job, or ask a running one to stop (it turns `cancelled` within seconds)."""
+    job = _train_job(session, team, fine_tuning_job_id, for_update=True)
+    try:
+        request_cancel(session, job=job)
+    except CancelRefused as exc:
+        raise APIError(409, str(exc), param="fine_tuning_job_id", code="job_finished") from None
+    session.commit()
+    return FineTuningJobPublic.of(job)
+
+
+@router.get("/{fine_tuning_job_id}/events", response_model=FineTuningJobEventsPublic)
+def list_events(fine_tuning_job_id: uuid.UUID, session: SessionDep, team: TeamDep,
+                after: str | None = Query(None, description="Id of the last event of the previous page."),
+                limit: int = Query(20, ge=1, le=1000)):
+    """The job's events, newest first (as OpenAI orders them)."""
+    _train_job(session, team, fine_tuning_job_id)
+    where = [JobEvent.job_id == fine_tuning_job_id]
+    if after is not None:
+        if not after.isdigit():
+            raise APIError(400, f"after: not an event id: {after!r}", param="after", code="invalid_value")
+        where.append(JobEvent.id < int(after))
+    rows = session.scalars(select(JobEvent).where(*where).order_by(JobEvent.id.desc()).limit(limit + 1)).all()
+    return FineTuningJobEventsPublic(data=[FineTuningJobEventPublic.of(e) for e in rows[:limit]],
+                                     has_more=len(rows) > limit)
+
+
+@router.get("/{fine_tuning_job_id}/checkpoints", response_model=FineTuningJobCheckpointsPublic)
+def list_checkpoints(fine_tuning_job_id: uuid.UUID, session: SessionDep, team: TeamDep,
+                     after: str | None = Query(None, description="Id of the last checkpoint of the previous page."),
+                     limit: int = Query(10, ge=1, le=100)):
+    """The job's checkpoints with their step and metrics, newest first."""
+    job = _train_job(session, team, fine_tuning_job_id)
+    rows = session.scalars(select(Artifact).where(Artifact.job_id == job.id, Artifact.team_id == team.id,
+                                                  Artifact.kind == "checkpoint")).all()
+    # A job has a handful of checkpoints: order by step in Python rather than inside the JSON column.
+    rows = sorted(rows, key=lambda a: (int((a.details or {}).get("step") or 0), a.created_at, str(a.id)), reverse=True)
+    if after is not None:
+        ids = [str(a.id) for a in rows]
+        if after not in ids:
+            raise APIError(400, f"after: no checkpoint {after!r} in this job", param="after", code="invalid_value")
+        rows = rows[ids.index(after) + 1:]
+    name = _model_name(session, team, job)
+    data = [FineTuningJobCheckpointPublic.of(a, model_name=name) for a in rows[:limit]]
+    return FineTuningJobCheckpointsPublic(data=data, has_more=len(rows) > limit,
+                                          first_id=data[0].id if data else None, last_id=data[-1].id if data else None)
+
+
+def _model_name(session, team, job: Job) -> str:
+    """The fine-tuned model's name: recorded on success, else what it will be."""
+    recorded = (job.result or {}).get("fine_tuned_model")
+    if recorded:
+        return recorded
+    base = job.spec["base_model"]
+    model = find_model(session, team.id, base)
+    return fine_tuned_model_name(model.name if model else base, team.name, job.spec.get("suffix"), job.id)
+
