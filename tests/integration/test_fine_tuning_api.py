@@ -342,6 +342,7 @@ def test_teams_see_only_their_own_jobs_files_and_models(sdk, live, session_facto
         with pytest.raises(openai.NotFoundError):
             call()
     assert job.id not in {j.id for j in other.fine_tuning.jobs.list()}
+    _refused(lambda: other.fine_tuning.jobs.list(after=job.id), "after", "invalid_value")
     # The other team cannot train on this team's file; this team cannot use the other's model.
     _refused(lambda: other.fine_tuning.jobs.create(model=base_models["llama"], training_file=train.id),
              "training_file", "file_not_found")

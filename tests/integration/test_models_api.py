@@ -155,6 +155,23 @@ def test_paths_outside_the_roots_are_refused(live, team, model_root, tmp_path):
     assert "nope" not in {m["id"] for m in http.get("/v1/models", headers=headers).json()["data"]}
 
 
+def test_a_root_that_contains_the_artifact_store_still_keeps_other_teams_out(tmp_path):
+    from belle_gateway.errors import APIError
+    from belle_gateway.routers.models import resolve_model_path
+
+    store = tmp_path / "data" / "artifacts"
+    own, other = store / "teams" / "t1" / "m", store / "teams" / "t2" / "m"
+    for folder in (own, other, tmp_path / "data" / "models" / "m"):
+        folder.mkdir(parents=True)
+    kwargs = {"roots": [tmp_path / "data"], "team_prefix": f"{store}/teams/t1", "store_root": f"{store}/"}
+    assert resolve_model_path(str(own), **kwargs) == str(own)
+    assert resolve_model_path("models/m", **kwargs) == str(tmp_path / "data" / "models" / "m")
+    for path in (str(other), "artifacts/teams/t2/m", str(own / ".." / ".." / "t2" / "m")):
+        with pytest.raises(APIError) as info:
+            resolve_model_path(path, **kwargs)
+        assert info.value.param == "path" and info.value.code == "path_not_allowed"
+
+
 def test_incomplete_folders_bad_names_and_duplicates(live, team, model_root, shared_model):
     http, _ = live
     _, headers = team

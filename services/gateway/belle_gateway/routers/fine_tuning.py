@@ -292,7 +292,9 @@ def list_(session: SessionDep, team: TeamDep,
     """The team's fine-tuning jobs, newest first."""
     where = [Job.team_id == team.id, Job.type == "train"]
     if after is not None:
-        cursor = _train_job(session, team, after)
+        cursor = session.scalar(select(Job).where(Job.id == after, *where))
+        if cursor is None:
+            raise APIError(400, f"after: no fine-tuning job with id {after}", param="after", code="invalid_value")
         where.append(or_(Job.created_at < cursor.created_at,
                          and_(Job.created_at == cursor.created_at, Job.id < cursor.id)))
     rows = session.scalars(select(Job).where(*where).order_by(Job.created_at.desc(), Job.id.desc())

@@ -68,12 +68,13 @@ def _within(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip("/") + "/")
 
 
-def resolve_model_path(raw: str, *, roots: list[Path], team_prefix: str) -> str:
+def resolve_model_path(raw: str, *, roots: list[Path], team_prefix: str, store_root: str) -> str:
     """The folder a registration may record, or APIError(400, param="path").
 
     Local paths are resolved (symlinks and `..` included) before they are compared with the roots,
     so a link inside a root cannot point a team at a folder outside it. ``team_prefix`` is the
-    team's own part of the artifact store (a local folder or a URL).
+    team's own part of the artifact store (a local folder or a URL) and the only part of
+    ``store_root`` a team may name, even where an operator's model root contains the store.
     """
     candidate = raw[len("file://"):] if raw.startswith("file://") else raw
     if "://" in candidate:
@@ -90,7 +91,11 @@ def resolve_model_path(raw: str, *, roots: list[Path], team_prefix: str) -> str:
     resolved = str(path.resolve())
     allowed = [str(root) for root in roots]
     if "://" not in team_prefix:
-        allowed.append(str(Path(team_prefix).resolve()))
+        own = str(Path(team_prefix).resolve())
+        if _within(resolved, str(Path(store_root).resolve())) and not _within(resolved, own):
+            raise APIError(400, f"path: {raw!r} is in the artifact store but not in this team's part of it",
+                           param="path", code="path_not_allowed")
+        allowed.append(own)
     if not any(_within(resolved, root) for root in allowed):
         raise APIError(400, f"path: {raw!r} is outside the folders models may be registered from "
                        f"({', '.join(str(r) for r in roots)}, or the team's artifacts)", param="path",
@@ -104,7 +109,7 @@ def _register(session, settings, store, team, body: ModelCreate) -> Model:
     except ValueError as exc:
         raise APIError(400, f"name: {exc}", param="name", code="invalid_name") from None
     uri = resolve_model_path(body.path, roots=settings.resolved_model_roots,
-                             team_prefix=store.uri(f"teams/{team.id}"))
+                             team_prefix=store.uri(f"teams/{team.id}"), store_root=store.uri(""))
     try:
         model = register_model(session, team_id=team.id, name=body.name, uri=uri)
     except ModelExists as exc:
