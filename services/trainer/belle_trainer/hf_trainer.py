@@ -4,8 +4,9 @@ turns the Trainer's steps, evaluations and saves into progress events.
 Tokens: the collator puts the number of non-pad tokens of each batch under NUM_TOKENS; the trainer
 takes it out before the model sees the batch, and at each logging step sums the counts of all
 processes (one all-reduce per log line, not per micro-batch) into `state.num_input_tokens_seen`,
-which the Trainer saves in every checkpoint, so the count goes on across a resume. Tokens per
-second are over training time only (from the start of each optimizer step to its end), so the
+which the Trainer saves in every checkpoint, so the count goes on across a resume (the counts are
+also summed just before each save, so a checkpoint holds them all). Tokens per second are over
+training time only (from the start of each optimizer step to its end), so the
 evaluations and checkpoint saves between two log lines do not dilute them.
 """
 
@@ -35,7 +36,8 @@ def barrier() -> None:
 class BelleTrainer(Trainer):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self._pending_tokens = 0      # this process's tokens since the last log line
+        self._pending_tokens = 0      # this process's tokens not yet summed over the processes
+        self._tokens_since_log = 0    # all processes' tokens since the last log line
         self._busy_seconds = 0.0      # training time since the last log line
         self._step_started: float | None = None
         self.add_callback(_StepClock(self))
@@ -57,13 +59,15 @@ class BelleTrainer(Trainer):
         self._pending_tokens = 0
         total = int(count.item())
         self.state.num_input_tokens_seen += total
+        self._tokens_since_log += total
         return total
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         # Training log lines (the ones with "loss") are written by every process at the same step,
         # which makes this a safe place for the token all-reduce.
         if "loss" in logs:
-            tokens = self.sync_tokens()
+            self.sync_tokens()
+            tokens, self._tokens_since_log = self._tokens_since_log, 0
             seconds, self._busy_seconds = self._busy_seconds, 0.0
             logs["tokens_per_second"] = tokens / seconds if seconds > 0 else 0.0
             logs["trained_tokens"] = int(self.state.num_input_tokens_seen)
@@ -71,7 +75,9 @@ class BelleTrainer(Trainer):
 
 
 class _StepClock(TrainerCallback):
-    """Adds the wall time of each optimizer step (its micro-batches and the update) to the trainer."""
+    """Adds the wall time of each optimizer step (its micro-batches and the update) to the trainer,
+    and sums the token counts before a checkpoint is saved. It is the trainer's last callback, so it
+    sees `should_save` as the others left it; every process sees the same flags at the same step."""
 
     def __init__(self, trainer: BelleTrainer):
         self.trainer = trainer
@@ -83,6 +89,12 @@ class _StepClock(TrainerCallback):
         if self.trainer._step_started is not None:
             self.trainer._busy_seconds += time.perf_counter() - self.trainer._step_started
             self.trainer._step_started = None
+        if control.should_save:
+            self.trainer.sync_tokens()
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        if control.should_save:
+            self.trainer.sync_tokens()
 
 
 def train_loss_from_history(log_history: list[dict[str, Any]]) -> float | None:

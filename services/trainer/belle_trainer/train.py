@@ -51,6 +51,25 @@ def _stdout_to_stderr() -> None:
     sys.stdout = sys.stderr
 
 
+def _die_with_launcher() -> None:
+    """Under torchrun, be killed when the launcher dies. torchrun starts each worker in a session
+    of its own (start_new_session=True), so the SIGKILL a worker sends to torchrun's process group on
+    cancel never reaches the training processes: they would train on as orphans, and a resumed run
+    would then share the run folder with them. Linux only (prctl PR_SET_PDEATHSIG)."""
+    if "TORCHELASTIC_RUN_ID" not in os.environ or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    parent = os.getppid()
+    libc = ctypes.CDLL(None, use_errno=True)
+    PR_SET_PDEATHSIG = 1
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        log.warning("cannot ask to die with the launcher (errno %d)", ctypes.get_errno())
+    elif os.getppid() != parent or parent == 1:  # the launcher died before the prctl
+        os._exit(1)
+
+
 def _single_process_env() -> None:
     """Without a launcher, make this process rank 0 of 1 (DeepSpeed needs the distributed env)."""
     if "RANK" in os.environ or "LOCAL_RANK" in os.environ:
@@ -271,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", required=True, type=Path, help="the run folder's run.json")
     options = parser.parse_args(argv)
 
+    _die_with_launcher()
     _stdout_to_stderr()
     _single_process_env()
     rank, world_size = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
