@@ -100,13 +100,14 @@ def settings_env(settings: Settings, **extra) -> dict[str, str]:
 
 
 class WorkerProcess:
-    """A real `belle-datagen-worker` process (own process group, so a test can SIGKILL it whole)."""
+    """A real worker process, `belle-datagen-worker` unless ``module`` names another (own process
+    group, so a test can SIGKILL it whole)."""
 
-    def __init__(self, settings: Settings, log_path: Path, **env):
+    def __init__(self, settings: Settings, log_path: Path, *, module: str = "belle_datagen.worker", **env):
         self.log_path = log_path
         self._log = open(log_path, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "belle_datagen.worker"],
+            [sys.executable, "-m", module],
             env=settings_env(settings, **env),
             stdout=self._log,
             stderr=subprocess.STDOUT,

@@ -1,0 +1,332 @@
+"""The `train` job: prepare a run folder, launch training under torchrun, follow it, record the model.
+
+The worker process never imports torch: training runs in a subprocess tree
+(``torch.distributed.run -m belle_trainer.train``, `spec.num_processes` processes) in its own process
+group, which a cancel kills within seconds. The subprocess writes ``progress.jsonl`` (see
+``belle_trainer.train`` for the contract); this module follows it and turns each line into job
+events, uploads every checkpoint to the artifact store and records it, and records the final model.
+
+Resume: a redelivered job (its worker died) downloads the newest recorded checkpoint into a fresh
+run folder when the old one is not on this machine, and training continues from that step.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from belle_shared.db.models import Artifact, Dataset, File, Job, Model, Team
+from belle_shared.errors import JobError
+from belle_shared.formats import RowError, to_conversation
+from belle_shared.models import find_model, fine_tuned_model_name
+from belle_shared.specs import TrainSpec
+from belle_shared.worker import JobContext
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 0.5
+STEP_EVENT_EVERY_SECONDS = 1.0  # at most one step event per second (every step still lands in the log)
+
+
+def run_train(spec: TrainSpec, ctx: JobContext, *, work_root: Path) -> dict[str, Any]:
+    with ctx.session_factory() as session:
+        existing = session.scalar(select(Model).where(Model.job_id == ctx.job_id))
+        if existing is not None:
+            ctx.event("model already recorded by an earlier attempt", model_id=str(existing.id))
+            return dict(session.get(Job, ctx.job_id).result or _result(existing))
+        base = find_model(session, ctx.team_id, spec.base_model)
+        if base is None:
+            raise JobError("model_not_found", f"no model {spec.base_model!r}", param="base_model")
+        base_name, base_uri, base_id = base.name, base.uri, base.id
+        team_name = session.get(Team, ctx.team_id).name
+
+    run_dir = work_root / str(ctx.job_id)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    inputs = _prepare_inputs(spec, ctx, run_dir)
+    base_path = _local_model(ctx, base_uri, work_root / "models" / str(base_id))
+    _restore_checkpoint(ctx, run_dir)
+    config = {
+        "spec": spec.model_dump(mode="json"),
+        "base_model_path": str(base_path),
+        "train_file": str(inputs["train"]),
+        "validation_file": str(inputs["validation"]) if inputs["validation"] else None,
+        "output_dir": str(run_dir),
+        "resume": True,
+    }
+    (run_dir / "run.json").write_text(json.dumps(config, indent=2))
+
+    done = _launch_and_follow(spec, ctx, run_dir)
+    return _record_model(spec, ctx, run_dir, done, base_id=base_id,
+                         name=fine_tuned_model_name(base_name, team_name, spec.suffix, ctx.job_id))
+
+
+# ------------------------------------------------------------------------------------- inputs
+
+
+def _prepare_inputs(spec: TrainSpec, ctx: JobContext, run_dir: Path) -> dict[str, Path | None]:
+    """Local canonical JSONL files for training and validation."""
+    paths: dict[str, Path | None] = {"validation": None}
+    paths["train"] = _materialize(ctx, run_dir / "train.jsonl", dataset_id=spec.dataset_id,
+                                  file_id=spec.training_file_id,
+                                  param="dataset_id" if spec.dataset_id else "training_file_id")
+    if spec.validation_dataset_id or spec.validation_file_id:
+        paths["validation"] = _materialize(
+            ctx, run_dir / "validation.jsonl", dataset_id=spec.validation_dataset_id,
+            file_id=spec.validation_file_id,
+            param="validation_dataset_id" if spec.validation_dataset_id else "validation_file_id")
+    return paths
+
+
+def _materialize(ctx: JobContext, target: Path, *, dataset_id, file_id, param: str) -> Path:
+    with ctx.session_factory() as session:
+        if dataset_id is not None:
+            dataset = session.scalar(select(Dataset).where(Dataset.id == dataset_id, Dataset.team_id == ctx.team_id))
+            if dataset is None:
+                raise JobError("dataset_not_found", f"no dataset with id {dataset_id}", param=param)
+            uri, convert = dataset.artifact.uri, False
+        else:
+            file = session.scalar(select(File).where(File.id == file_id, File.team_id == ctx.team_id))
+            if file is None:
+                raise JobError("file_not_found", f"no file with id {file_id}", param=param)
+            uri, convert = file.uri, True
+    tmp = target.with_suffix(".tmp")
+    rows = dropped = 0
+    with ctx.store.open(uri, "rb") as src, open(tmp, "w", encoding="utf-8") as out:
+        for line in src:
+            if not line.strip():
+                continue
+            if convert:
+                try:
+                    row, _ = to_conversation(json.loads(line))
+                except (ValueError, RowError):
+                    dropped += 1
+                    continue
+                out.write(json.dumps(row, ensure_ascii=False) + "\n")
+            else:
+                out.write(line.decode("utf-8").rstrip("\n") + "\n")
+            rows += 1
+    os.replace(tmp, target)
+    if rows == 0:
+        raise JobError("no_usable_rows", f"{param}: no usable conversation row ({dropped} unreadable)", param=param)
+    ctx.event(f"{target.name}: {rows} rows" + (f", {dropped} unreadable rows skipped" if dropped else ""),
+              rows=rows, dropped=dropped)
+    return target
+
+
+def _local_model(ctx: JobContext, uri: str, cache: Path) -> Path:
+    """A local folder of the model: the store's own path when local, else a cached download."""
+    local = ctx.store.local_path(uri)
+    if local is not None and os.path.isdir(local):
+        return Path(local)
+    if os.path.isdir(uri):  # a registered folder outside the store (e.g. a shared volume)
+        return Path(uri)
+    if not (cache / "config.json").exists():
+        ctx.event(f"downloading the base model from {uri}")
+        partial = cache.with_name(cache.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        ctx.store.get_dir(uri, partial)
+        os.replace(partial, cache)
+    return cache
+
+
+def _restore_checkpoint(ctx: JobContext, run_dir: Path) -> None:
+    """Bring the newest recorded checkpoint into the run folder if this machine lacks it."""
+    with ctx.session_factory() as session:
+        newest = session.scalars(
+            select(Artifact).where(Artifact.job_id == ctx.job_id, Artifact.kind == "checkpoint")
+        ).all()
+    if not newest:
+        return
+    checkpoint = max(newest, key=lambda a: (a.details or {}).get("step", 0))
+    step = (checkpoint.details or {}).get("step", 0)
+    local = run_dir / "checkpoints" / f"checkpoint-{step}"
+    if local.exists():
+        ctx.event(f"resuming from checkpoint at step {step}", kind="status", step=step)
+        return
+    ctx.event(f"restoring checkpoint at step {step} from the artifact store", kind="status", step=step)
+    partial = local.with_name(local.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    ctx.store.get_dir(checkpoint.uri, partial)
+    os.replace(partial, local)
+
+
+# ---------------------------------------------------------------------------------- the process
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _launch_and_follow(spec: TrainSpec, ctx: JobContext, run_dir: Path) -> dict[str, Any]:
+    argv = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(spec.num_processes),
+            "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
+            "-m", "belle_trainer.train", "--config", str(run_dir / "run.json")]
+    progress = run_dir / "progress.jsonl"
+    progress.unlink(missing_ok=True)  # each attempt starts a fresh log; the checkpoints carry the state
+    log_path = run_dir / "train.log"
+    with open(log_path, "ab") as log_file:
+        proc = subprocess.Popen(argv, cwd=run_dir, stdout=log_file, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+    ctx.on_cancel(lambda: _kill_group(proc))
+    ctx.event(f"training started: {spec.method}, ZeRO-{spec.zero_stage}, {spec.num_processes} process(es)",
+              kind="status", pid=proc.pid)
+    follower = _ProgressFollower(progress, ctx, run_dir, spec)
+    try:
+        while proc.poll() is None:
+            follower.poll()
+            ctx.check_cancelled()
+            time.sleep(POLL_SECONDS)
+        follower.poll()
+    finally:
+        if proc.poll() is None:
+            _kill_group(proc)
+    ctx.check_cancelled()
+    if proc.returncode != 0 or follower.done is None:
+        message = follower.error or _tail(log_path)
+        raise JobError("training_failed", f"training exited with code {proc.returncode}: {message}",
+                       details={"log_tail": _tail(log_path, 4000)})
+    return follower.done
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """SIGTERM the whole torchrun tree, then SIGKILL what is left after a few seconds."""
+    for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _tail(path: Path, chars: int = 1500) -> str:
+    try:
+        return path.read_text(errors="replace")[-chars:]
+    except OSError:
+        return ""
+
+
+class _ProgressFollower:
+    """Reads new complete lines of progress.jsonl and acts on them."""
+
+    def __init__(self, path: Path, ctx: JobContext, run_dir: Path, spec: TrainSpec):
+        self.path = path
+        self.ctx = ctx
+        self.run_dir = run_dir
+        self.spec = spec
+        self.offset = 0
+        self.done: dict[str, Any] | None = None
+        self.error: str | None = None
+        self.last_metrics: dict[str, Any] = {}
+        self._last_step_event = 0.0
+
+    def poll(self) -> None:
+        if not self.path.exists():
+            return
+        with open(self.path, "rb") as f:
+            f.seek(self.offset)
+            data = f.read()
+        end = data.rfind(b"\n")
+        if end < 0:
+            return
+        self.offset += end + 1
+        for line in data[: end + 1].splitlines():
+            if line.strip():
+                self.handle(json.loads(line))
+
+    def handle(self, record: dict[str, Any]) -> None:
+        kind = record.get("event")
+        data = {k: v for k, v in record.items() if k != "event"}
+        if kind == "start":
+            resumed = record.get("resumed_from_step")
+            self.ctx.event(
+                f"{record['total_steps']} steps over {record['num_train_samples']} samples on "
+                f"{record['world_size']} process(es)" + (f", resumed from step {resumed}" if resumed else ""),
+                kind="status", **data)
+        elif kind == "step":
+            self.last_metrics.update(step=record["step"], train_loss=record.get("loss"))
+            now = time.monotonic()
+            if now - self._last_step_event >= STEP_EVENT_EVERY_SECONDS:
+                self._last_step_event = now
+                self.ctx.event(f"step {record['step']}: loss {record.get('loss', float('nan')):.4f}",
+                               kind="metrics", **data)
+        elif kind == "eval":
+            self.last_metrics.update(eval_loss=record.get("eval_loss"))
+            self.ctx.event(f"step {record['step']}: eval loss {record['eval_loss']:.4f}", kind="metrics", **data)
+        elif kind == "checkpoint":
+            self._record_checkpoint(record)
+        elif kind == "done":
+            self.done = record
+        elif kind == "error":
+            self.error = record.get("message")
+            self.ctx.event(f"training error: {self.error}", level="error")
+
+    def _record_checkpoint(self, record: dict[str, Any]) -> None:
+        step = record["step"]
+        local = self.run_dir / record["path"]
+        stored = self.ctx.store.put_dir(local, f"teams/{self.ctx.team_id}/jobs/{self.ctx.job_id}/checkpoints/"
+                                               f"checkpoint-{step}")
+        metrics = {k: v for k, v in self.last_metrics.items() if v is not None}
+        with self.ctx.session_factory() as session, session.begin():
+            session.add(Artifact(team_id=self.ctx.team_id, job_id=self.ctx.job_id, kind="checkpoint",
+                                 uri=stored.uri, sha256=stored.sha256, bytes=stored.bytes,
+                                 details={"step": step, "metrics": metrics}))
+        self.ctx.event(f"checkpoint at step {step} saved", kind="checkpoint", step=step, uri=stored.uri)
+
+
+# -------------------------------------------------------------------------------------- result
+
+
+def _record_model(spec: TrainSpec, ctx: JobContext, run_dir: Path, done: dict[str, Any], *, base_id,
+                  name: str) -> dict[str, Any]:
+    prefix = f"teams/{ctx.team_id}/models/{ctx.job_id}"
+    stored = ctx.store.put_dir(run_dir / done.get("model_path", "final"), prefix)
+    adapter = None
+    if done.get("adapter_path"):
+        adapter = ctx.store.put_dir(run_dir / done["adapter_path"], f"{prefix}-adapter")
+    training = json.loads((run_dir / "final" / "belle_training.json").read_text()) \
+        if (run_dir / "final" / "belle_training.json").exists() else {}
+    details = {
+        "method": spec.method, "base_model": spec.base_model, "trained_tokens": done.get("trained_tokens"),
+        "train_loss": done.get("train_loss"), "eval_loss": done.get("eval_loss"), "steps": done.get("step"),
+        "train_seconds": done.get("train_seconds"), "adapter_uri": adapter.uri if adapter else None,
+        "module_names": training.get("module_names"),
+    }
+    with ctx.session_factory() as session, session.begin():
+        base = session.get(Model, base_id)
+        if base is not None and base.details and not details["module_names"]:
+            details["module_names"] = base.details.get("module_names")
+        session.add(Artifact(team_id=ctx.team_id, job_id=ctx.job_id, kind="model", uri=stored.uri,
+                             sha256=stored.sha256, bytes=stored.bytes))
+        model = Model(team_id=ctx.team_id, name=name, kind="fine_tuned", uri=stored.uri, parent_model_id=base_id,
+                      job_id=ctx.job_id, dataset_id=spec.dataset_id, details=details)
+        session.add(model)
+        session.flush()
+        result = _result(model)
+    ctx.event(f"model {name} recorded: train loss {done.get('train_loss')}, eval loss {done.get('eval_loss')}",
+              kind="metrics", model_id=result["model_id"], train_loss=done.get("train_loss"),
+              eval_loss=done.get("eval_loss"), trained_tokens=done.get("trained_tokens"))
+    return result
+
+
+def _result(model: Model) -> dict[str, Any]:
+    details = model.details or {}
+    return {"model_id": str(model.id), "fine_tuned_model": model.name, "trained_tokens": details.get("trained_tokens"),
+            "train_loss": details.get("train_loss"), "eval_loss": details.get("eval_loss"),
+            "steps": details.get("steps")}

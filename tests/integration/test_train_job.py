@@ -1,0 +1,113 @@
+"""Fine-tuning jobs end to end: gateway -> Redis -> trainer worker -> torchrun training of the tiny
+model -> checkpoints and the fine-tuned model recorded; cancel; resume after a killed worker.
+
+Its own module (the tests control every trainer worker on the `train` queue)."""
+
+from __future__ import annotations
+
+import random
+import time
+
+import pytest
+
+from belle_shared.models import register_model
+from belle_teacher.tasks import generate_task
+from helpers import events, upload, wait_for, wait_status
+
+pytestmark = pytest.mark.integration
+
+TRAINER = "belle_trainer.worker"
+
+
+@pytest.fixture(scope="module")
+def base_model(tmp_path_factory, session_factory):
+    from belle_trainer.tiny import init_tiny_model
+
+    path = init_tiny_model(tmp_path_factory.mktemp("models") / "tiny", arch="llama", seed=0)
+    with session_factory() as session:
+        model = register_model(session, team_id=None, name="tiny-llama-train-test", uri=str(path))
+        session.commit()
+        return model.name
+
+
+def _rows(n: int, seed: int = 0) -> list[dict]:
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        task = generate_task(rng, "zh")
+        question = task.instruction + ("\n" + task.input if task.input else "")
+        rows.append({"messages": [{"role": "user", "content": question}, {"role": "assistant", "content": task.output}]})
+    return rows
+
+
+def _spec(base_model: str, file_id: str, **overrides) -> dict:
+    spec = {"type": "train", "base_model": base_model, "training_file_id": file_id, "method": "lora",
+            "zero_stage": 0, "packing": True,
+            "hyperparameters": {"epochs": 2, "batch_size": 4, "gradient_accumulation_steps": 1, "max_length": 128}}
+    spec.update(overrides)
+    return spec
+
+
+def test_lora_fine_tune_records_model_and_checkpoints(client, team, start_worker, base_model):
+    _, headers = team
+    start_worker(module=TRAINER)
+    data = upload(client, headers, _rows(48), purpose="fine-tune")
+    job = client.post("/v1/jobs", headers=headers, json=_spec(base_model, data["id"])).json()
+    job = wait_status(client, headers, job["id"], timeout=240)
+    assert job["status"] == "succeeded", job["error"]
+    result = job["result"]
+    assert result["fine_tuned_model"].startswith(f"ft:{base_model}:")
+    assert result["steps"] > 0 and result["trained_tokens"] > 0
+
+    kinds = [e["kind"] for e in events(client, headers, job["id"])]
+    assert "metrics" in kinds and "checkpoint" in kinds
+    models = client.get("/v1/models", headers=headers).json()["data"]
+    assert result["fine_tuned_model"] in [m["id"] for m in models]
+    checkpoints = client.get(f"/v1/fine_tuning/jobs/{job['id']}/checkpoints", headers=headers).json()["data"]
+    assert checkpoints and all(c["step_number"] > 0 for c in checkpoints)
+
+
+def test_cancel_stops_training_within_seconds(client, team, start_worker, base_model):
+    _, headers = team
+    start_worker(module=TRAINER)
+    data = upload(client, headers, _rows(400, seed=1), purpose="fine-tune")
+    spec = _spec(base_model, data["id"], method="full",
+                 hyperparameters={"epochs": 50, "batch_size": 1, "gradient_accumulation_steps": 1, "max_length": 128})
+    job = client.post("/v1/jobs", headers=headers, json=spec).json()
+    wait_for(lambda: any(e["kind"] == "metrics" for e in events(client, headers, job["id"])), timeout=180,
+             message="the first training step")
+    assert client.post(f"/v1/jobs/{job['id']}/cancel", headers=headers).status_code == 200
+    started = time.monotonic()
+    job = wait_status(client, headers, job["id"], timeout=60)
+    assert job["status"] == "cancelled"
+    assert time.monotonic() - started < 20
+    pid = next(e["data"]["pid"] for e in events(client, headers, job["id"]) if (e["data"] or {}).get("pid"))
+    wait_for(lambda: not _alive(pid), timeout=10, message="the training process group to exit")
+
+
+def test_killed_worker_resumes_from_the_last_checkpoint(client, team, start_worker, base_model):
+    _, headers = team
+    worker = start_worker(module=TRAINER)
+    data = upload(client, headers, _rows(160, seed=2), purpose="fine-tune")
+    spec = _spec(base_model, data["id"], method="full",
+                 hyperparameters={"epochs": 4, "batch_size": 1, "gradient_accumulation_steps": 1, "max_length": 128})
+    job = client.post("/v1/jobs", headers=headers, json=spec).json()
+    wait_for(lambda: any(e["kind"] == "checkpoint" for e in events(client, headers, job["id"])), timeout=240,
+             message="the first checkpoint")
+    worker.kill()
+    start_worker(module=TRAINER)
+    job = wait_status(client, headers, job["id"], timeout=300)
+    assert job["status"] == "succeeded", job["error"]
+    assert job["attempts"] == 2
+    starts = [e for e in events(client, headers, job["id"]) if (e["data"] or {}).get("total_steps")]
+    assert starts[-1]["data"]["resumed_from_step"] and starts[-1]["data"]["resumed_from_step"] > 0
+
+
+def _alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
