@@ -124,15 +124,53 @@ def _prepare_checkpoints(root: Path, *, resume: bool, is_main: bool) -> Path | N
     return newest
 
 
+def training_arguments(config, *, checkpoint_root: Path, on_gpu: bool, bf16: bool, evaluate: bool):
+    """The HF TrainingArguments of a run: the spec's hyper-parameters, the DeepSpeed config, the
+    logging, evaluation and checkpoint schedule of the progress contract."""
+    from transformers import TrainingArguments
+
+    from belle_trainer.ds_config import build_ds_config
+
+    spec, hp = config.spec, config.spec.hyperparameters
+
+    return TrainingArguments(
+        output_dir=str(checkpoint_root),
+        deepspeed=build_ds_config(spec.zero_stage, spec.offload, on_gpu=on_gpu),
+        use_cpu=not on_gpu,  # with DeepSpeed and 2+ CPU processes the Trainer needs it said
+        bf16=bf16,
+        per_device_train_batch_size=hp.batch_size,
+        per_device_eval_batch_size=hp.batch_size,
+        gradient_accumulation_steps=hp.gradient_accumulation_steps,
+        num_train_epochs=hp.epochs,
+        learning_rate=config.learning_rate,
+        lr_scheduler_type=hp.lr_scheduler,
+        warmup_steps=hp.warmup_ratio,  # below 1: a share of the total steps
+        weight_decay=hp.weight_decay,
+        seed=hp.seed,
+        data_seed=hp.seed,
+        logging_strategy="steps",
+        logging_steps=LOG_EVERY,
+        eval_strategy="epoch" if evaluate else "no",  # and once more at the end (run)
+        save_strategy="steps",
+        save_steps=SAVE_EVERY,  # and at the end of every epoch (ProgressEvents)
+        save_total_limit=KEEP_CHECKPOINTS,
+        label_names=["labels"],  # peft models hide the signature the Trainer reads this from
+        remove_unused_columns=False,
+        include_num_input_tokens_seen="no",  # BelleTrainer counts non-pad tokens itself
+        report_to="none",
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+    )
+
+
 def run(config, writer: ProgressWriter, *, rank: int, world_size: int) -> dict[str, Any]:
     """Train as `config` says; returns the done event."""
     import deepspeed
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainingArguments, set_seed
+    from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
     from transformers.integrations.deepspeed import unset_hf_deepspeed_config
 
     from belle_trainer.checkpoints import CHECKPOINTS_DIR
-    from belle_trainer.ds_config import build_ds_config
     from belle_trainer.hf_trainer import BelleTrainer, ProgressEvents, barrier, train_loss_from_history
     from belle_trainer.lora import apply_lora, merge_adapter
     from belle_trainer.packing import PackingUnsupported, enable_packing, pack
@@ -159,34 +197,8 @@ def run(config, writer: ProgressWriter, *, rank: int, world_size: int) -> dict[s
 
     # TrainingArguments before the model: under ZeRO-3 from_pretrained then loads each weight
     # straight into its shard (zero.Init) instead of whole into every process.
-    args = TrainingArguments(
-        output_dir=str(checkpoint_root),
-        deepspeed=build_ds_config(spec.zero_stage, spec.offload, on_gpu=on_gpu),
-        use_cpu=not on_gpu,  # with DeepSpeed and 2+ CPU processes the Trainer needs it said
-        bf16=bf16,
-        per_device_train_batch_size=hp.batch_size,
-        per_device_eval_batch_size=hp.batch_size,
-        gradient_accumulation_steps=hp.gradient_accumulation_steps,
-        num_train_epochs=hp.epochs,
-        learning_rate=config.learning_rate,
-        lr_scheduler_type=hp.lr_scheduler,
-        warmup_steps=hp.warmup_ratio,  # below 1: a share of the total steps
-        weight_decay=hp.weight_decay,
-        seed=hp.seed,
-        data_seed=hp.seed,
-        logging_strategy="steps",
-        logging_steps=LOG_EVERY,
-        eval_strategy="epoch" if data.validation else "no",
-        save_strategy="steps",
-        save_steps=SAVE_EVERY,
-        save_total_limit=KEEP_CHECKPOINTS,
-        label_names=["labels"],  # peft models hide the signature the Trainer reads this from
-        remove_unused_columns=False,
-        include_num_input_tokens_seen="no",  # BelleTrainer counts non-pad tokens itself
-        report_to="none",
-        disable_tqdm=True,
-        dataloader_num_workers=0,
-    )
+    args = training_arguments(config, checkpoint_root=checkpoint_root, on_gpu=on_gpu, bf16=bf16,
+                              evaluate=bool(data.validation))
     # On CPU the Trainer's accelerate state starts torch.distributed (gloo) without DeepSpeed's
     # comm layer, which then counts one process: ZeRO-3's zero.Init would reject the batch size
     # (8 != 2 * 2 * 1). Wrapping the existing process group in DeepSpeed's comm first avoids that.
@@ -277,6 +289,18 @@ def _write_training_record(path: Path, config, done: dict[str, Any], **extra: An
     path.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
+def _shutdown_distributed() -> None:
+    """Leave together and close the process group before the interpreter exits. Without it a
+    process that finishes first (while rank 0 still writes the final model) sometimes aborts in
+    the C++ teardown ("terminate called without an active exception", SIGABRT; seen 1 in 4
+    ZeRO-3 offload runs on CPU), and torchrun then fails the whole run after its `done` event."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def _error_message(exc: BaseException) -> str:
     if isinstance(exc, RunError):
         return str(exc)
@@ -305,6 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         writer = ProgressWriter(config.output_dir / PROGRESS_FILE, enabled=rank == 0)
         config.output_dir.mkdir(parents=True, exist_ok=True)
         run(config, writer, rank=rank, world_size=world_size)
+        _shutdown_distributed()
         return 0
     except Exception as exc:  # every failure is reported; the traceback goes to stderr
         log.exception("training failed")
