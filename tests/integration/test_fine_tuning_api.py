@@ -12,10 +12,12 @@ import uuid
 import httpx
 import openai
 import pytest
+import redis
 from openai import OpenAI
+from sqlalchemy import select
 
 from belle_shared.db.models import Artifact, Dataset, Job, JobStatus
-from belle_shared.jobs import add_event
+from belle_shared.jobs import add_event, request_cancel
 from belle_shared.models import register_model
 from belle_shared.teams import create_team
 from helpers import jsonl
@@ -31,15 +33,29 @@ ROWS = [
 
 
 @pytest.fixture(scope="module")
-def live(settings, tmp_path_factory):
+def live(settings, session_factory, tmp_path_factory):
+    """The gateway on a real port. Its job messages go to a broker prefix of this module's own, and
+    the jobs still queued at the end are cancelled: a trainer worker that a later module starts must
+    not pick up these jobs on fake models."""
     from belle_gateway.settings import GatewaySettings
 
-    gateway_settings = GatewaySettings(**{**settings.model_dump(), "run_sweeper": False,
+    prefix = f"{settings.key_prefix}-ftapi"
+    gateway_settings = GatewaySettings(**{**settings.model_dump(), "run_sweeper": False, "key_prefix": prefix,
                                           "enabled_job_types": ["import", "datagen", "train"],
                                           "model_roots": [str(tmp_path_factory.mktemp("roots"))]})
+    started = dt.datetime.now(dt.timezone.utc)
     gateway = LiveGateway(gateway_settings)
     yield gateway.url
     gateway.stop()
+    with session_factory() as session:
+        for job in session.scalars(select(Job).where(Job.type == "train", Job.created_at >= started,
+                                                     Job.status == JobStatus.queued)):
+            request_cancel(session, job=job)
+        session.commit()
+    broker = redis.Redis.from_url(settings.broker_url)
+    keys = list(broker.scan_iter(f"{prefix}:*"))
+    if keys:
+        broker.delete(*keys)
 
 
 @pytest.fixture(scope="module")
