@@ -20,7 +20,7 @@ from belle_shared.db.models import Artifact, Dataset, Job, JobStatus
 from belle_shared.jobs import add_event, request_cancel
 from belle_shared.models import register_model
 from belle_shared.teams import create_team
-from helpers import jsonl
+from helpers import jsonl, wait_for
 from test_models_api import LLAMA_CONFIG, LiveGateway, make_folder
 
 pytestmark = pytest.mark.integration
@@ -39,7 +39,7 @@ def live(settings, session_factory, tmp_path_factory):
     not pick up these jobs on fake models."""
     from belle_gateway.settings import GatewaySettings
 
-    prefix = f"{settings.key_prefix}-ftapi"
+    prefix = _prefix(settings)
     gateway_settings = GatewaySettings(**{**settings.model_dump(), "run_sweeper": False, "key_prefix": prefix,
                                           "enabled_job_types": ["import", "datagen", "train"],
                                           "model_roots": [str(tmp_path_factory.mktemp("roots"))]})
@@ -47,15 +47,23 @@ def live(settings, session_factory, tmp_path_factory):
     gateway = LiveGateway(gateway_settings)
     yield gateway.url
     gateway.stop()
-    with session_factory() as session:
-        for job in session.scalars(select(Job).where(Job.type == "train", Job.created_at >= started,
-                                                     Job.status == JobStatus.queued)):
-            request_cancel(session, job=job)
-        session.commit()
+    _cancel_queued(session_factory, since=started)
     broker = redis.Redis.from_url(settings.broker_url)
     keys = list(broker.scan_iter(f"{prefix}:*"))
     if keys:
         broker.delete(*keys)
+
+
+def _prefix(settings) -> str:
+    return f"{settings.key_prefix}-ftapi"
+
+
+def _cancel_queued(session_factory, *, since: dt.datetime) -> None:
+    with session_factory() as session:
+        for job in session.scalars(select(Job).where(Job.type == "train", Job.created_at >= since,
+                                                     Job.status == JobStatus.queued)):
+            request_cancel(session, job=job)
+        session.commit()
 
 
 @pytest.fixture(scope="module")
@@ -82,6 +90,13 @@ def base_models(session_factory, tmp_path_factory) -> dict[str, str]:
 def sdk(live, team) -> OpenAI:
     _, headers = team
     return OpenAI(base_url=f"{live}/v1", api_key=headers["Authorization"].split()[1], max_retries=0)
+
+
+def _team_name(sdk, session_factory, job) -> str:
+    from belle_shared.db.models import Team
+
+    with session_factory() as session:
+        return session.get(Team, uuid.UUID(job.organization_id)).name
 
 
 def _upload(sdk: OpenAI, rows, purpose="fine-tune", name="train.jsonl"):
@@ -407,3 +422,49 @@ def test_openapi_documents_the_routes(live):
             "/v1/fine_tuning/jobs/{fine_tuning_job_id}/checkpoints", "/v1/models"} <= set(paths)
     create = paths["/v1/fine_tuning/jobs"]["post"]
     assert create["summary"] and "train" in create["description"]
+
+
+# ------------------------------------------------------------------------ with a real trainer
+
+
+@pytest.mark.slow
+def test_sdk_follows_a_real_lora_run_to_its_model(sdk, settings, session_factory, start_worker, tmp_path):
+    """The trainer worker trains the tiny model; the SDK sees its events, checkpoints and model."""
+    tiny = pytest.importorskip("belle_trainer.tiny")
+    folder = tiny.init_tiny_model(tmp_path / "tiny", arch="llama")
+    with session_factory() as session:
+        base = register_model(session, team_id=None, name=f"tiny-{uuid.uuid4().hex[:6]}", uri=str(folder)).name
+        session.commit()
+    # Jobs the tests above left queued (on fake models) are cancelled: the worker drops their messages.
+    _cancel_queued(session_factory, since=dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1))
+    start_worker(module="belle_trainer.worker", BELLE_KEY_PREFIX=_prefix(settings))
+    rows = [{"messages": [{"role": "user", "content": f"{i} 加 {i} 等于几？"},
+                          {"role": "assistant", "content": f"{i} 加 {i} 等于 {2 * i}。"}]} for i in range(40)]
+    train = _upload(sdk, rows)
+    job = sdk.fine_tuning.jobs.create(model=base, training_file=train.id, hyperparameters={"n_epochs": 2,
+                                      "batch_size": 4}, suffix="e2e",
+                                      extra_body={"belle": {"method": "lora", "zero_stage": 0, "max_length": 128,
+                                                            "gradient_accumulation_steps": 1}})
+
+    def finished():
+        current = sdk.fine_tuning.jobs.retrieve(job.id)
+        return current if current.status in ("succeeded", "failed", "cancelled") else None
+
+    done = wait_for(finished, timeout=280, interval=1, message="the fine-tuning job to finish")
+    assert done.status == "succeeded", done.error
+    assert done.fine_tuned_model == f"ft:{base}:{_team_name(sdk, session_factory, done)}:e2e:{uuid.UUID(job.id).hex[:8]}"
+    assert done.trained_tokens and done.trained_tokens > 0 and done.finished_at >= done.created_at
+
+    events = list(sdk.fine_tuning.jobs.list_events(job.id, limit=100))
+    assert events[0].data["status"] == "succeeded"  # newest first: the final status change leads
+    metrics = [e for e in events if e.type == "metrics"]
+    assert metrics and all(e.object == "fine_tuning.job.event" for e in events)
+    assert [int(e.id) for e in events] == sorted((int(e.id) for e in events), reverse=True)
+
+    checkpoints = sdk.fine_tuning.jobs.checkpoints.list(job.id).data
+    assert checkpoints and checkpoints[0].step_number == max(c.step_number for c in checkpoints) > 0
+    assert checkpoints[0].metrics.train_loss is not None
+    assert checkpoints[0].fine_tuned_model_checkpoint.startswith(done.fine_tuned_model + ":ckpt-step-")
+
+    model = sdk.models.retrieve(done.fine_tuned_model)
+    assert model.model_extra["kind"] == "fine_tuned" and model.model_extra["parent"] == base
