@@ -88,9 +88,9 @@ def test_cancel_stops_training_within_seconds(client, team, start_worker, base_m
 def test_killed_worker_resumes_from_the_last_checkpoint(client, team, start_worker, base_model):
     _, headers = team
     worker = start_worker(module=TRAINER)
-    data = upload(client, headers, _rows(160, seed=2), purpose="fine-tune")
+    data = upload(client, headers, _rows(80, seed=2), purpose="fine-tune")
     spec = _spec(base_model, data["id"], method="full",
-                 hyperparameters={"epochs": 4, "batch_size": 1, "gradient_accumulation_steps": 1, "max_length": 128})
+                 hyperparameters={"epochs": 2, "batch_size": 1, "gradient_accumulation_steps": 1, "max_length": 128})
     job = client.post("/v1/jobs", headers=headers, json=spec).json()
     wait_for(lambda: any(e["kind"] == "checkpoint" for e in events(client, headers, job["id"])), timeout=240,
              message="the first checkpoint")
