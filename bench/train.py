@@ -40,7 +40,11 @@ Measured:
   LoRA the merge of the adapter into a fresh copy of the base model).
 
 The two sides run one after the other in one invocation (`--rounds N` alternates their order and
-reports the median); on a shared machine times vary by 10-30%. Last line: `ratio: X`, the project's
+reports the median). Each side uses `--threads` CPU threads, 1 by default: on a 2-core machine shared
+with other work, 2 OpenMP threads per process stall at every parallel region whenever another
+process holds one of the cores (measured: the same baseline ran at 650 tokens/s with 1 thread and
+155 with 2, alternating runs, load average ~3); 1 thread is slower than 2 on an idle machine but
+stable on a busy one. Times still vary by 10-30% from run to run. Last line: `ratio: X`, the project's
 tokens/s over the baseline's.
 """
 
@@ -50,6 +54,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -133,48 +138,45 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
 
 
 class PeakMemory:
-    """A child's resident memory, read from /proc every 50 ms until it exits (Linux; None elsewhere):
-    `bytes`, the peak of the whole run (VmHWM, the high-water mark of its own address space), and
-    `training_bytes`, the largest RSS seen from its progress file's `start` event to its last `step`
-    event (the optimizer steps, without the final save and, for LoRA, the merge into the base model).
+    """A child's resident memory (RSS), read from /proc every 50 ms until it exits (Linux; None
+    elsewhere), each reading filed under what the child did then: the progress event that came next
+    tells (`step`: training steps, `checkpoint`: a checkpoint save, `done`: the final save and, for
+    LoRA, the merge of the adapter into a fresh copy of the base model; `start`: loading).
     Not ru_maxrss: on Linux that also counts this process's RSS at the fork, larger by then."""
 
     def __init__(self, pid: int, progress: Path):
         self.status = Path(f"/proc/{pid}/status")
         self.progress = progress
-        self.bytes: int | None = None
-        self.training_bytes: int | None = None
-        self._phase = "loading"  # -> training -> finishing
-        self._total_steps: int | None = None
+        self._readings: list[tuple[int, int]] = []  # (RSS bytes, events written by then)
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
         self._thread.start()
 
-    def _update_phase(self) -> None:
-        for event in read_events(self.progress):
-            if event["event"] == "start":
-                self._phase, self._total_steps = "training", event["total_steps"]
-            elif event["event"] == "step" and event["step"] == self._total_steps:
-                self._phase = "finishing"
-
     def _poll(self) -> None:
         while not self._stopped.wait(0.05):
             try:
-                fields = dict(line.split(":", 1) for line in self.status.read_text().splitlines() if ":" in line)
-            except OSError:
+                text = self.status.read_text()
+                events = len(read_events(self.progress))
+            except (OSError, ValueError):  # gone, or a line being written
+                continue
+            rss = next((line.split()[1] for line in text.splitlines() if line.startswith("VmRSS:")), None)
+            if rss is None:  # a zombie: its memory is gone
                 return
-            if "VmHWM" not in fields:  # a zombie: its memory is gone
-                return
-            if self._phase != "finishing":
-                self._update_phase()
-            rss, hwm = (int(fields[key].split()[0]) * 1024 for key in ("VmRSS", "VmHWM"))
-            self.bytes = max(self.bytes or 0, hwm)
-            if self._phase == "training":
-                self.training_bytes = max(self.training_bytes or 0, rss)
+            self._readings.append((int(rss) * 1024, events))
 
-    def stop(self) -> None:
+    def stop(self) -> dict[str, int | None]:
+        """Peak RSS by phase: "steps", "checkpoints", "final", and "run" (all readings)."""
         self._stopped.set()
         self._thread.join()
+        kinds = [event["event"] for event in read_events(self.progress)]
+        peaks: dict[str, int | None] = {"steps": None, "checkpoints": None, "final": None, "run": None}
+        phase_of = {"step": "steps", "checkpoint": "checkpoints", "done": "final", "error": "final"}
+        for rss, seen in self._readings:
+            phase = phase_of.get(kinds[seen]) if seen < len(kinds) else "final"
+            for key in (phase, "run"):
+                if key:
+                    peaks[key] = max(peaks[key] or 0, rss)
+        return peaks
 
 
 def run_project(work: Path, name: str, *, model: Path, train_file: Path, method: str, batch_size: int,
@@ -194,9 +196,9 @@ def run_project(work: Path, name: str, *, model: Path, train_file: Path, method:
     with log_path.open("wb") as log:
         proc = subprocess.Popen([sys.executable, "-m", "belle_trainer.train", "--config", str(run_dir / "run.json")],
                                 stdout=log, stderr=subprocess.STDOUT)
-        peak = PeakMemory(proc.pid, run_dir / PROGRESS_FILE)
+        memory = PeakMemory(proc.pid, run_dir / PROGRESS_FILE)
         proc.wait()
-        peak.stop()
+        peaks = memory.stop()
     events = read_events(run_dir / PROGRESS_FILE)
     done = next((e for e in events if e["event"] == "done"), None)
     if proc.returncode != 0 or done is None:
@@ -212,18 +214,17 @@ def run_project(work: Path, name: str, *, model: Path, train_file: Path, method:
             logged_tokens += delta
             step_seconds += delta / event["tokens_per_second"]
     start = next(e for e in events if e["event"] == "start")
-    return {"done": done, "start": start, "tokens": done["trained_tokens"],
+    return {"done": done, "start": start, "tokens": done["trained_tokens"], "samples": start["num_train_samples"],
             "tokens_per_second": logged_tokens / step_seconds if step_seconds else 0.0,
             "step_seconds": step_seconds * done["trained_tokens"] / logged_tokens if logged_tokens else 0.0,
-            "train_seconds": done["train_seconds"], "peak_rss": peak.bytes, "training_rss": peak.training_bytes, "final": run_dir / done["model_path"]}
+            "train_seconds": done["train_seconds"], "peak_rss": peaks, "final": run_dir / done["model_path"]}
 
 
 # ----------------------------------------------------------------------------------- baseline
 
 
 def run_baseline(work: Path, name: str, *, model_path: Path, samples: list, batch_size: int, grad_accum: int,
-                 lr: float, seed: int,
-                 group_by_length: bool, on_gpu: bool) -> dict[str, Any]:
+                 lr: float, seed: int, group_by_length: bool, on_gpu: bool) -> dict[str, Any]:
     """A plain HF Trainer run in this process: padded batches, no DeepSpeed; returns its timings."""
     import torch
     from transformers import (AutoModelForCausalLM, AutoTokenizer, DataCollatorForSeq2Seq, Trainer,
@@ -253,8 +254,9 @@ def run_baseline(work: Path, name: str, *, model_path: Path, samples: list, batc
     args = TrainingArguments(
         output_dir=str(out_dir), per_device_train_batch_size=batch_size, gradient_accumulation_steps=grad_accum,
         num_train_epochs=1, learning_rate=lr, lr_scheduler_type="cosine", warmup_steps=0.05, weight_decay=1e-5,
-        seed=seed, data_seed=seed, bf16=bf16, use_cpu=not on_gpu, train_sampling_strategy="group_by_length" if group_by_length else "random",
-        logging_steps=10, save_strategy="no", report_to="none", disable_tqdm=True, dataloader_num_workers=0)
+        seed=seed, data_seed=seed, bf16=bf16, use_cpu=not on_gpu,
+        train_sampling_strategy="group_by_length" if group_by_length else "random", logging_steps=10,
+        save_strategy="no", report_to="none", disable_tqdm=True, dataloader_num_workers=0)
     clock = StepClock()
     collator = DataCollatorForSeq2Seq(tokenizer, padding="longest", label_pad_token_id=IGNORE_INDEX)
     padded = 0
@@ -272,7 +274,8 @@ def run_baseline(work: Path, name: str, *, model_path: Path, samples: list, batc
     train_seconds = time.perf_counter() - started
     trainer.save_model(str(out_dir / "final"))
     tokens = sum(len(s) for s in samples)
-    return {"tokens": tokens, "tokens_per_second": tokens / clock.seconds, "step_seconds": clock.seconds,
+    return {"tokens": tokens, "samples": len(samples), "tokens_per_second": tokens / clock.seconds,
+            "step_seconds": clock.seconds,
             "train_seconds": train_seconds, "steps": trainer.state.global_step, "padded_tokens": padded,
             "final": out_dir / "final"}
 
@@ -322,7 +325,7 @@ def _accelerator() -> tuple[bool, str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", type=int, default=400, help="training rows")
+    parser.add_argument("--rows", type=int, default=1000, help="training rows")
     parser.add_argument("--held-out-rows", type=int, default=200)
     parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu", help="model shape")
     parser.add_argument("--hidden-size", type=int, help="overrides the preset")
@@ -331,19 +334,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vocab-size", type=int, default=4096)
     parser.add_argument("--max-length", type=int, default=512)
     parser.add_argument("--batch-size", type=int, default=8, help="baseline samples per micro-batch")
-    parser.add_argument("--grad-accum", type=int, default=2, help="baseline micro-batches per optimizer step")
+    parser.add_argument("--grad-accum", type=int, default=3, help="baseline micro-batches per optimizer step")
     parser.add_argument("--lr", type=float, default=1e-3,
                         help="peak learning rate, both sides (a random-init model needs more than BELLE's 8e-6)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--zero-stage", type=int, default=0, choices=(0, 1, 2, 3), help="project's ZeRO stage")
     parser.add_argument("--rounds", type=int, default=1, help="runs of each side, alternating which goes first")
     parser.add_argument("--group-by-length", action="store_true", help="baseline: HF's group_by_length sampler")
-    parser.add_argument("--memory-rows", type=int, default=64, help="rows of the LoRA/full memory runs (0: skip)")
+    parser.add_argument("--memory-rows", type=int, default=32, help="rows of the LoRA/full memory runs (0: skip)")
+    parser.add_argument("--memory-hidden-size", type=int, default=1024,
+                        help="width of the memory runs' model (same layers and heads; 0: the benchmark's model)")
     parser.add_argument("--peak-tflops", type=float, help="accelerator peak for MFU (default: by device name)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="CPU threads per side (torch/OpenMP); see the docstring before raising it")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder and print its path")
     options = parser.parse_args(argv)
+    # Before torch is imported, for this process and the trainer's (accelerate only sets it when unset).
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[name] = str(options.threads)
 
     import torch
+
+    torch.set_num_threads(options.threads)
     from transformers import AutoTokenizer
 
     from belle_trainer.packing import pack
@@ -381,82 +393,104 @@ def main(argv: list[str] | None = None) -> int:
           f"{len(packed)} packed rows ({len(samples) / len(packed):.1f} samples each), {rows_per_step} rows per step; "
           f"lr {options.lr:g} cosine, warmup 5%, 1 epoch, seed {options.seed}")
 
-    common = {"lr": options.lr, "seed": options.seed}
+    common = {"lr": options.lr, "seed": options.seed, "max_length": options.max_length,
+              "zero_stage": options.zero_stage}
     project_runs, baseline_runs = [], []
     for round_index in range(options.rounds):
         order = ("project", "baseline") if round_index % 2 == 0 else ("baseline", "project")
         for side in order:
             if side == "project":
-                project_runs.append(run_project(
-                    work, f"project-{round_index}", model=model_path, train_file=train_file, method="full",
-                    batch_size=rows_per_step, max_length=options.max_length, zero_stage=options.zero_stage, **common))
+                project_runs.append(run_project(work, f"project-{round_index}", model=model_path, train_file=train_file,
+                                                method="full", batch_size=rows_per_step, **common))
             else:
                 baseline_runs.append(run_baseline(
-                    work, f"baseline-{round_index}", model_path=model_path, samples=samples,
-                    batch_size=options.batch_size, grad_accum=options.grad_accum, group_by_length=options.group_by_length, on_gpu=on_gpu, **common))
-
-    project, baseline = project_runs[-1], baseline_runs[-1]
+                    work, f"baseline-{round_index}", model_path=model_path, samples=samples, lr=options.lr,
+                    seed=options.seed, batch_size=options.batch_size, grad_accum=options.grad_accum,
+                    group_by_length=options.group_by_length, on_gpu=on_gpu))
     project_tps = statistics.median(r["tokens_per_second"] for r in project_runs)
     baseline_tps = statistics.median(r["tokens_per_second"] for r in baseline_runs)
-    eval_device = "cuda" if on_gpu else "cpu"
-    project_loss = held_out_loss(project["final"], held, batch_size=options.batch_size, device=eval_device)
-    baseline_loss = held_out_loss(baseline["final"], held, batch_size=options.batch_size, device=eval_device)
-    relative = (project_loss - baseline_loss) / baseline_loss
-
-    print(f"{'side':<9}{'steps':>7}{'tokens':>9}{'padded':>9}{'step s':>9}{'train() s':>11}{'tokens/s':>10}"
-          f"{'GFLOP/s':>9}{'held-out loss':>15}")
-    for name, result, steps, padded, tps, loss in (
-            ("baseline", baseline, baseline["steps"], baseline["padded_tokens"], baseline_tps, baseline_loss),
-            ("project", project, project["done"]["step"], sum(len(p) for p in packed), project_tps, project_loss)):
-        print(f"{name:<9}{steps:>7}{result['tokens']:>9}{padded:>9}{result['step_seconds']:>9.1f}"
-              f"{result['train_seconds']:>11.1f}{tps:>10.0f}{6 * parameters * tps / 1e9:>9.1f}{loss:>15.4f}")
-    if options.rounds > 1:
-        print("tokens/s of each round: project " + ", ".join(f"{r['tokens_per_second']:.0f}" for r in project_runs)
-              + "; baseline " + ", ".join(f"{r['tokens_per_second']:.0f}" for r in baseline_runs) + " (median above)")
-    print(f"padding: baseline computes {baseline['padded_tokens'] / baseline['tokens']:.2f}x its trained tokens, "
-          f"project {sum(len(p) for p in packed) / project['tokens']:.2f}x (packed rows padded to the longest in a batch "
-          f"not counted)")
-    print(f"held-out loss: project {project_loss:.4f}, baseline {baseline_loss:.4f}, "
-          f"difference {relative * 100:+.2f}% (target within 2%: {'PASS' if abs(relative) <= 0.02 else 'FAIL'})")
-    if on_gpu:
-        peak = options.peak_tflops or next((v for k, v in PEAK_TFLOPS.items() if k in device_name), None)
-        for name, tps in (("baseline", baseline_tps), ("project", project_tps)):
-            mfu = f", MFU {6 * parameters * tps / (peak * 1e12) * 100:.1f}% of {peak:g} TFLOP/s" if peak else ""
-            print(f"{name}: {tps:.0f} tokens/s per GPU (1 GPU){mfu} (6N FLOPs per token, N = {parameters / 1e9:.2f}B)")
-    else:
-        print("accelerator: none (tokens/s per GPU and MFU are measured with --preset 1b on a GPU machine)")
-    print(f"peak RSS of the project's full run: {_mib(project['training_rss'])} while training, "
-          f"{_mib(project['peak_rss'])} whole run")
+    report_throughput(project_runs, baseline_runs, held, project_tps=project_tps, baseline_tps=baseline_tps,
+                      packed_tokens=sum(len(p) for p in packed), parameters=parameters, on_gpu=on_gpu,
+                      device_name=device_name, peak_tflops=options.peak_tflops, batch_size=options.batch_size)
 
     if options.memory_rows > 0:
+        memory_model = model_path
+        if options.memory_hidden_size:
+            memory_model = init_tiny_model(work / "memory-model", vocab_size=options.vocab_size, seed=options.seed,
+                                           max_position=max(2048, options.max_length),
+                                           **{**shape, "hidden_size": options.memory_hidden_size})
         memory_file = write_jsonl(work / "memory.jsonl", train_rows[:options.memory_rows])
-        peaks = {}
-        for method in ("lora", "full"):
-            run = run_project(work, f"memory-{method}", model=model_path, train_file=memory_file, method=method,
-                              batch_size=rows_per_step, max_length=options.max_length,
-                              zero_stage=options.zero_stage, **common)
-            peaks[method] = run
-        for method, run in peaks.items():
-            print(f"peak RSS {method}: {_mib(run['training_rss'])} while training, {_mib(run['peak_rss'])} whole run "
-                  f"({run['done']['step']} steps on {options.memory_rows} rows, "
-                  f"{run['start']['trainable_parameters'] / 1e6:.2f}M trainable parameters)")
-        full, lora = peaks["full"]["training_rss"], peaks["lora"]["training_rss"]
-        if full and lora:
-            print(f"LoRA saves {_mib(full - lora)} of peak RSS while training ({(full - lora) / full * 100:.0f}%); "
-                  f"full fine-tuning's gradients + AdamW states are 12 bytes x {parameters / 1e6:.2f}M parameters "
-                  f"= {_mib(12 * parameters)}")
+        report_memory(work, memory_model, memory_file, rows=options.memory_rows, **common)
 
     if options.keep:
         print(f"kept: {work}")
     else:
-        import shutil
-
         shutil.rmtree(work, ignore_errors=True)
     ratio = project_tps / baseline_tps
     print(f"tokens/s: project {project_tps:.0f}, baseline {baseline_tps:.0f} "
           f"(target >= 1.8x: {'PASS' if ratio >= 1.8 else 'FAIL'})")
     print(f"ratio: {ratio:.2f}")
     return 0
+
+
+def report_throughput(project_runs: list[dict], baseline_runs: list[dict], held: list, *, project_tps: float,
+                      baseline_tps: float, packed_tokens: int, parameters: int, on_gpu: bool, device_name: str,
+                      peak_tflops: float | None, batch_size: int) -> None:
+    """Print the table of both sides (the last round's runs, the median tokens/s), the held-out
+    losses of their final models, and on a GPU tokens/s per GPU and MFU."""
+    project, baseline = project_runs[-1], baseline_runs[-1]
+    device = "cuda" if on_gpu else "cpu"
+    project_loss = held_out_loss(project["final"], held, batch_size=batch_size, device=device)
+    baseline_loss = held_out_loss(baseline["final"], held, batch_size=batch_size, device=device)
+    relative = (project_loss - baseline_loss) / baseline_loss
+
+    print(f"{'side':<9}{'steps':>6}{'samples/step':>13}{'tokens':>8}{'computed':>9}{'step s':>8}{'train() s':>10}"
+          f"{'tokens/s':>9}{'6N GFLOP/s':>11}{'held-out loss':>14}")
+    for name, result, steps, computed, tps, loss in (
+            ("baseline", baseline, baseline["steps"], baseline["padded_tokens"], baseline_tps, baseline_loss),
+            ("project", project, project["done"]["step"], packed_tokens, project_tps, project_loss)):
+        samples_per_step = result["samples"] / steps
+        print(f"{name:<9}{steps:>6}{samples_per_step:>13.1f}{result['tokens']:>8}{computed:>9}"
+              f"{result['step_seconds']:>8.1f}{result['train_seconds']:>10.1f}{tps:>9.0f}"
+              f"{6 * parameters * tps / 1e9:>11.1f}{loss:>14.4f}")
+    if len(project_runs) > 1:
+        print("tokens/s of each round: project " + ", ".join(f"{r['tokens_per_second']:.0f}" for r in project_runs)
+              + "; baseline " + ", ".join(f"{r['tokens_per_second']:.0f}" for r in baseline_runs) + " (median above)")
+    print(f"computed tokens (padding included) per trained token: baseline "
+          f"{baseline['padded_tokens'] / baseline['tokens']:.2f}, project {packed_tokens / project['tokens']:.2f} "
+          f"(not counting the padding of packed rows to the longest row of a batch)")
+    print(f"held-out loss: project {project_loss:.4f}, baseline {baseline_loss:.4f}, "
+          f"difference {relative * 100:+.2f}% (target within 2%: {'PASS' if abs(relative) <= 0.02 else 'FAIL'})")
+    if on_gpu:
+        peak = peak_tflops or next((v for k, v in PEAK_TFLOPS.items() if k in device_name), None)
+        for name, tps in (("baseline", baseline_tps), ("project", project_tps)):
+            mfu = f", MFU {6 * parameters * tps / (peak * 1e12) * 100:.1f}% of {peak:g} TFLOP/s" if peak else ""
+            print(f"{name}: {tps:.0f} tokens/s per GPU (1 GPU){mfu} (6N FLOPs per token, N = {parameters / 1e9:.2f}B)")
+    else:
+        print("accelerator: none (tokens/s per GPU and MFU: --preset 1b on a GPU machine)")
+    print(f"peak RSS of the project's run: {_phases(project['peak_rss'])}")
+
+
+def _phases(peaks: dict[str, int | None]) -> str:
+    return (f"{_mib(peaks['steps'])} in training steps, {_mib(peaks['checkpoints'])} saving checkpoints, "
+            f"{_mib(peaks['final'])} in the final save, {_mib(peaks['run'])} overall")
+
+
+def report_memory(work: Path, model: Path, train_file: Path, *, rows: int, **common: Any) -> None:
+    """Run the project's trainer with LoRA and with full fine-tuning on the same rows, one packed row
+    per step (BELLE's micro-batch of 1), and print their peak RSS."""
+    parameters = json.loads((model / "belle_model.json").read_text())["parameters"]
+    runs = {method: run_project(work, f"memory-{method}", model=model, train_file=train_file, method=method,
+                                batch_size=1, **common) for method in ("lora", "full")}
+    print(f"memory runs: {parameters / 1e6:.2f}M-parameter model, {rows} rows, 1 packed row per step")
+    for method, run in runs.items():
+        print(f"peak RSS {method} ({run['start']['trainable_parameters'] / 1e6:.2f}M trainable, {run['done']['step']} "
+              f"steps): {_phases(run['peak_rss'])}")
+    full, lora = runs["full"]["peak_rss"]["steps"], runs["lora"]["peak_rss"]["steps"]
+    if full and lora:
+        print(f"LoRA vs full in training steps: {_mib(lora)} vs {_mib(full)} ({(lora - full) / full * 100:+.0f}%); "
+              f"full fine-tuning's gradients + AdamW states: 12 bytes x {parameters / 1e6:.2f}M "
+              f"= {_mib(12 * parameters)}")
 
 
 if __name__ == "__main__":
