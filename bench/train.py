@@ -1,6 +1,6 @@
 """Fine-tuning throughput: the project's trainer (packing) vs a plain Hugging Face Trainer (padding).
 
-    .venv/bin/python bench/train.py                       # ~5 min on 2 CPU cores
+    .venv/bin/python bench/train.py                       # ~4 min on 2 CPU cores
     .venv/bin/python bench/train.py --rows 2000 --hidden-size 384 --max-length 1024
     .venv/bin/python bench/train.py --group-by-length     # a stronger baseline: HF's length grouping
     .venv/bin/python bench/train.py --preset 1b           # on a GPU: a 1B-class model, tokens/s per GPU and MFU
@@ -10,13 +10,14 @@ once in a temporary folder, so both start from the same weights) for one epoch o
 with the same learning rate, cosine schedule, warmup, weight decay, clipping, AdamW and seed:
 
 - project: `python -m belle_trainer.train --config RUN/run.json` in a child process, `packing: true`,
-  method full, ZeRO stage 0 (one process: the fastest stage there, nothing to partition);
+  method full, ZeRO stage 0 (one process has nothing to partition; measured on 400 rows: stage 0
+  2143, stage 1 2095, stage 2 1582 tokens/s);
 - baseline: the `transformers.Trainer` a user would write, in this process: rows tokenised with the
   same chat format and label masks (`chat_format.tokenize_conversation`, so both train on the same
   tokens and labels), `DataCollatorForSeq2Seq` padding each batch to its longest sample, no DeepSpeed.
 
 Samples per optimizer step are matched: the baseline takes `--batch-size` x `--grad-accum` samples
-per step (8 x 2); the project takes, in one micro-batch, the number of packed rows that holds as many
+per step (8 x 3); the project takes, in one micro-batch, the number of packed rows that holds as many
 samples on average, so both make about the same number of optimizer steps.
 
 Data (seeded, BELLE-like length mix): 60% short single-turn tasks from the offline teacher
@@ -35,9 +36,11 @@ Measured:
 - held-out loss: both final models loaded from disk and evaluated by the same function here: mean
   cross-entropy over assistant tokens, padded batches, no packing;
 - peak memory, LoRA vs full: the project's trainer run twice more on the first `--memory-rows` rows,
-  method lora and full; each child's RSS polled from /proc (Linux): the peak while it trains (from
-  its `start` to its last `step` event) and over the whole run (VmHWM: loading, saving, and for
-  LoRA the merge of the adapter into a fresh copy of the base model).
+  method lora and full, one packed row per step (BELLE's micro-batch of 1), by default on a wider
+  model of the same shape (`--memory-hidden-size 1024`, 59M parameters: at 5M the 12 bytes per
+  parameter that LoRA saves are lost among the runtime and activations); each child's RSS polled
+  from /proc (Linux), the peak of each phase: training steps, checkpoint saves, the final save (and
+  for LoRA the merge into the base model), and overall.
 
 The two sides run one after the other in one invocation (`--rounds N` alternates their order and
 reports the median). Each side uses `--threads` CPU threads, 1 by default: on a 2-core machine shared
