@@ -134,7 +134,10 @@ def _query_bound(occs: Sequence[int]) -> tuple[int, int]:
 
 
 class NearDuplicateIndex:
-    """Kept rows, and the greedy ROUGE-L near-duplicate test against all of them."""
+    """Kept rows, and the greedy ROUGE-L near-duplicate test against all of them.
+
+    Not thread-safe: one caller at a time (the generator calls it from its event loop).
+    """
 
     def __init__(
         self,
@@ -174,22 +177,22 @@ class NearDuplicateIndex:
 
     def add(self, text: str) -> int:
         """Add a row unconditionally (seeds, resumed rows); return its id."""
-        return self._add(self._encode(text, grow=True))
+        return self._add(self._assign(tokenize(text)))
 
     def find(self, text: str) -> int | None:
         """Id of a kept row whose ROUGE-L with ``text`` is above the threshold, or None."""
-        return self._find(self._encode(text, grow=False))
+        return self._find(self._lookup(tokenize(text)))
 
     def find_exhaustive(self, text: str) -> int | None:
         """Like ``find`` but exact: checks every kept row (linear time; for audits and tests)."""
-        return self._find(self._encode(text, grow=False), exhaustive=True)
+        return self._find(self._lookup(tokenize(text)), exhaustive=True)
 
     def add_if_novel(self, text: str) -> int | None:
         """Keep ``text`` unless it is a near-duplicate: None if dropped, else the new row's id."""
-        enc = self._encode(text, grow=True)
-        if self._find(enc) is not None:
+        tokens = tokenize(text)
+        if self._find(self._lookup(tokens)) is not None:
             return None
-        return self._add(enc)
+        return self._add(self._assign(tokens))
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -210,18 +213,21 @@ class NearDuplicateIndex:
 
     # ------------------------------------------------------------------------------ internals
 
-    def _encode(self, text: str, *, grow: bool) -> list[int]:
-        """Token ids; a token seen for the first time gets a new id only when ``grow``."""
+    def _lookup(self, tokens: list[str]) -> list[int]:
+        """Token ids for a query. Tokens no kept row has all get the next free id: no kept row
+        has that id either, so it only lowers the LCS, as distinct unknown ids would."""
+        ids = self._token_ids
+        unknown = len(ids)
+        return [ids.get(tok, unknown) for tok in tokens]
+
+    def _assign(self, tokens: list[str]) -> list[int]:
+        """Token ids for a row being kept, new ids for new tokens (dropped rows add none)."""
         ids = self._token_ids
         out = []
-        for tok in tokenize(text):
+        for tok in tokens:
             i = ids.get(tok)
             if i is None:
-                # Without ``grow`` every unknown token gets the next free id: no kept row has it,
-                # so it can only lower the LCS, as a token of its own would.
-                i = len(ids)
-                if grow:
-                    ids[tok] = i
+                i = ids[tok] = len(ids)
             out.append(i)
         return out
 
