@@ -1,7 +1,7 @@
 """Near-duplicate removal benchmark: the project's index against Alpaca's exact ROUGE-L loop.
 
     .venv/bin/pip install -c constraints.txt -r requirements-bench.txt   # rouge-score, once
-    .venv/bin/python bench/dedup.py                   # both parts: ~3 min + ~10 min on 2 cores
+    .venv/bin/python bench/dedup.py                   # both parts: ~3-6 min + ~6 min on 2 cores
     .venv/bin/python bench/dedup.py --skip-million    # only the side-by-side comparison
     .venv/bin/python bench/dedup.py --rows 200000     # a smaller second part
 
@@ -342,27 +342,33 @@ EN_TEMPLATES = [
     "Recommend {n} books about {topic} and explain why|What are {n} good books on {topic}",
     "Create a {period} {goal} plan for me|Help me make a {period} {goal} plan",
     "Answer a customer's question about {topic}|A customer asks about {topic}. Reply helpfully",
-    "Rewrite the following sentence to make it more {style}: {sentence}|Make this sentence sound more {style}: {sentence}",
-    "Classify the sentiment of this review as positive or negative: {sentence}|Is this review positive or negative: {sentence}",
+    "Rewrite the following sentence to make it more {style}: {sentence}|"
+    "Make this sentence sound more {style}: {sentence}",
+    "Classify the sentiment of this review as positive or negative: {sentence}|"
+    "Is this review positive or negative: {sentence}",
     "Tell a short story about {topic} for {audience}|Write a bedtime story about {topic} for {audience}",
     "How can {audience} {activity}|What should {audience} do to {activity}",
     "Write an email inviting {audience} to a {event}|Draft an invitation to a {event} for {audience}",
     "Give me a recipe for {food}|How do I make {food}",
     "Compare {pair} and give a recommendation|Which is better, {pair}",
     "Write a product description for {product}|Describe {product} for an online store listing",
-    "What are the pros and cons of {topic} for {audience}|Discuss the advantages and disadvantages of {topic} for {audience}",
+    "What are the pros and cons of {topic} for {audience}|"
+    "Discuss the advantages and disadvantages of {topic} for {audience}",
     "Explain the difference between {concept} and {concept2}|How is {concept} different from {concept2}",
     "Discuss {topic} from the point of view of {field}|What does {topic} mean for {field}",
     "Write a Python function that {code_task}|In Python, write code that {code_task}",
     "Implement {algorithm} in {prog_lang}|Write {prog_lang} code for {algorithm}",
     "What does this {prog_lang} line do: {code_line}|Explain this line of {prog_lang}: {code_line}",
-    "A shirt costs ${price} and is {pct}% off. What is the sale price|What does a ${price} item cost after a {pct}% discount",
+    "A shirt costs ${price} and is {pct}% off. What is the sale price|"
+    "What does a ${price} item cost after a {pct}% discount",
     "What is {a} times {b} plus {c}|Calculate {a} * {b} + {c}",
-    "A car travels at {speed} km/h for {hours} hours. How far does it go|How far does a car go in {hours} hours at {speed} km/h",
+    "A car travels at {speed} km/h for {hours} hours. How far does it go|"
+    "How far does a car go in {hours} hours at {speed} km/h",
     "Write a text message to my {relation} to {msg}|Draft a short message asking my {relation} to {msg}",
     "What gift should I buy my {relation} for {occasion}|Suggest a {occasion} gift for my {relation}",
     "Plan a {days}-day trip to {city}|Create a {days}-day itinerary for {city}",
-    "What are the symptoms of {ailment} and how is it treated|How should someone with {ailment} take care of themselves",
+    "What are the symptoms of {ailment} and how is it treated|"
+    "How should someone with {ailment} take care of themselves",
     "Describe the habits of {animal}|What are some interesting facts about {animal}",
     "Summarize the plot of {work} in one sentence|What is {work} about? Give a short summary",
     "Extract all names and places from this sentence: {sentence}|List the people and places mentioned here: {sentence}",
@@ -436,8 +442,14 @@ EN_SLOTS = {
         "personal trainer|English teacher|hiring manager|customer support agent|tour guide|chef|"
         "climate scientist|school principal"
     ),
-    "shop": _p("coffee shop|bookstore|flower shop|bakery|pet store|bubble tea shop|gym|hostel|tech startup|bike repair shop|barbershop"),
-    "event": _p("book club meeting|charity run|team-building day|science fair|workshop|webinar|bake sale|art exhibition|debate"),
+    "shop": _p(
+        "coffee shop|bookstore|flower shop|bakery|pet store|"
+        "bubble tea shop|gym|hostel|tech startup|bike repair shop|barbershop"
+    ),
+    "event": _p(
+        "book club meeting|charity run|team-building day|science fair|"
+        "workshop|webinar|bake sale|art exhibition|debate"
+    ),
     "pair": _p(
         "cats and dogs|Python and Java|electric cars and gas cars|renting and buying a home|"
         "paper books and e-books|city life and country life|online and offline classes|"
@@ -488,11 +500,17 @@ EN_SLOTS = {
         "say thanks for the help last week|invite them to a birthday party|ask them to pay the electricity bill|"
         "apologize for being late|reschedule our call"
     ),
-    "occasion": _p("Christmas|a birthday|Mother's Day|Father's Day|graduation|a wedding anniversary|retirement|Valentine's Day"),
+    "occasion": _p(
+        "Christmas|a birthday|Mother's Day|Father's Day|"
+        "graduation|a wedding anniversary|retirement|Valentine's Day"
+    ),
     "days": _p("2|3|4|5|7|10"),
     "ailment": _p("the flu|a migraine|food poisoning|insomnia|high blood pressure|asthma|a sprained ankle|hay fever"),
     "animal": _p("pandas|penguins|dolphins|bats|camels|honeybees|octopuses|owls|kangaroos|chameleons|polar bears|ants"),
-    "work": _p("Hamlet|Pride and Prejudice|The Old Man and the Sea|Moby-Dick|The Little Prince|1984|Frankenstein|Don Quixote"),
+    "work": _p(
+        "Hamlet|Pride and Prejudice|The Old Man and the Sea|Moby-Dick|"
+        "The Little Prince|1984|Frankenstein|Don Quixote"
+    ),
     "ingredient": _p("eggs|potatoes|tomatoes|tofu|chicken|spinach|rice|pasta|beans|mushrooms|onions|cheese"),
     "person_hist": _p(
         "Marie Curie|Isaac Newton|Leonardo da Vinci|Confucius|Charles Darwin|Ada Lovelace|Nelson Mandela|"
@@ -533,7 +551,10 @@ EN_DETAIL = {
     "who_adj": _p("retired|young|nervous|tired|ambitious|curious|homesick|cheerful"),
     "who": _p("nurse|taxi driver|teacher|programmer|chef|student|delivery rider|photographer|farmer|shop owner"),
     "thing_adj": _p("|old |broken |borrowed |forgotten |shiny "),
-    "thing": _p("umbrella|diary|photograph|cup of tea|letter|bicycle|lamp|phone|scarf|train ticket|radio|kite|wristwatch"),
+    "thing": _p(
+        "umbrella|diary|photograph|cup of tea|letter|bicycle|"
+        "lamp|phone|scarf|train ticket|radio|kite|wristwatch"
+    ),
 }
 EN_SYNONYMS = {
     "Write": "Compose", "write": "compose", "Explain": "Describe", "Give": "Provide", "List": "Name",
@@ -567,7 +588,11 @@ EN_CONTEXT = {
         "have two kids under five|am trying to eat healthier|keep a small garden|teach a class of 30 students|"
         "am learning Spanish|run a small online store|volunteer at an animal shelter on weekends"
     ),
-    "job": [a + b for a in ("", "retired ", "young ", "new ") for b in _p("programmer|nurse|teacher|accountant|designer|salesperson|chef|student|doctor|driver")],
+    "job": [
+        a + b
+        for a in ("", "retired ", "young ", "new ")
+        for b in _p("programmer|nurse|teacher|accountant|designer|salesperson|chef|student|doctor|driver")
+    ],
 }
 
 
@@ -950,7 +975,10 @@ def compare(args: argparse.Namespace) -> float:
     start = time.perf_counter()
     ref = reference_drops(seeds, rows, args.threshold, args.processes)
     ref_s = time.perf_counter() - start
-    print(f"reference (rouge_score, Pool({args.processes})): {ref_s:8.2f} s, kept {ref.count(False):,}, dropped {ref.count(True):,}")
+    print(
+        f"reference (rouge_score, Pool({args.processes})): {ref_s:8.2f} s, "
+        f"kept {ref.count(False):,}, dropped {ref.count(True):,}"
+    )
 
     index = make_index(args)
     start = time.perf_counter()
@@ -1012,7 +1040,10 @@ def million(args: argparse.Namespace) -> None:
     start = time.perf_counter()
     rows = [text for text, _ in generate(args.rows, args.seed + 2, args.threshold)]
     seeds = seed_rows(args.seeds, args.seed + 3)
-    print(f"dedup benchmark, part 2: {len(rows):,} generated rows, project alone (generated in {time.perf_counter() - start:.0f} s, untimed)")
+    print(
+        f"dedup benchmark, part 2: {len(rows):,} generated rows, project alone "
+        f"(generated in {time.perf_counter() - start:.0f} s, untimed)"
+    )
 
     index = make_index(args)
     sampled = found = 0
