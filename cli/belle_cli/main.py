@@ -19,6 +19,7 @@ import json
 import os
 import signal
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
@@ -58,15 +59,22 @@ def _settings(data_dir: Optional[Path]):
 
 def _client(api_url: Optional[str], api_key: Optional[str]) -> Client:
     settings = ClientSettings()
-    try:
+    with _api_errors():
         return Client(api_url or settings.api_url, api_key or settings.api_key)
-    except APIError as exc:
-        _fail(str(exc))
 
 
 def _fail(message: str) -> None:
     console.print(f"[red]error:[/red] {message}")
     raise typer.Exit(1)
+
+
+@contextmanager
+def _api_errors():
+    """An error answer from the gateway ends the command with its message (exit status 1)."""
+    try:
+        yield
+    except APIError as exc:
+        _fail(str(exc))
 
 
 ApiUrl = typer.Option(None, "--api-url", help="Gateway URL (default $BELLE_API_URL or http://127.0.0.1:8000).")
@@ -234,19 +242,15 @@ def models_register(path: str = typer.Argument(..., help="Model folder under one
                     name: str = typer.Option(..., "--name", help="Name to register it under."),
                     api_url: Optional[str] = ApiUrl, api_key: Optional[str] = ApiKey):
     """Register a base model folder for the team; prints the model object."""
-    try:
+    with _api_errors():
         out.print_json(data=_client(api_url, api_key).register_model(_local_or_url(path), name))
-    except APIError as exc:
-        _fail(str(exc))
 
 
 @models_app.command("list")
 def models_list(api_url: Optional[str] = ApiUrl, api_key: Optional[str] = ApiKey):
     """The team's models and the shared base models."""
-    try:
+    with _api_errors():
         data = _client(api_url, api_key).models()["data"]
-    except APIError as exc:
-        _fail(str(exc))
     table = Table("name", "kind", "owner", "architecture", "parent")
     table.columns.insert(0, _id_column())
     for m in data:
@@ -259,10 +263,8 @@ def models_list(api_url: Optional[str] = ApiUrl, api_key: Optional[str] = ApiKey
 @models_app.command("delete")
 def models_delete(model: str, api_url: Optional[str] = ApiUrl, api_key: Optional[str] = ApiKey):
     """Remove one of the team's models from the registry (its files are left in place)."""
-    try:
+    with _api_errors():
         _client(api_url, api_key).delete_model(model)
-    except APIError as exc:
-        _fail(str(exc))
     console.print(f"model {model} deleted")
 
 
@@ -272,10 +274,8 @@ def models_delete(model: str, api_url: Optional[str] = ApiUrl, api_key: Optional
 @datasets_app.command("list")
 def datasets_list(api_url: Optional[str] = ApiUrl, api_key: Optional[str] = ApiKey):
     """The team's datasets."""
-    try:
+    with _api_errors():
         data = _client(api_url, api_key).datasets()["data"]
-    except APIError as exc:
-        _fail(str(exc))
     table = Table(_id_column(), "name", "rows", "dropped", "created")
     for d in data:
         table.add_row(d["id"], d["name"], str(d["rows"]), str(d["stats"].get("dropped_total", 0)), d["created_at"][:19])
@@ -305,20 +305,16 @@ def secrets_set(name: str, api_url: Optional[str] = ApiUrl, api_key: Optional[st
     value = sys.stdin.readline().rstrip("\n") if not sys.stdin.isatty() else typer.prompt(name, hide_input=True)
     if not value:
         _fail("empty secret value")
-    try:
+    with _api_errors():
         _client(api_url, api_key).set_secret(name, value)
-    except APIError as exc:
-        _fail(str(exc))
     console.print(f"secret {name} set")
 
 
 @secrets_app.command("list")
 def secrets_list(api_url: Optional[str] = ApiUrl, api_key: Optional[str] = ApiKey):
     """The team's secret names (values are never shown)."""
-    try:
+    with _api_errors():
         data = _client(api_url, api_key).secrets()["data"]
-    except APIError as exc:
-        _fail(str(exc))
     for secret in data:
         out.print(f"{secret['name']}  (updated {secret['updated_at'][:19]})")
 
@@ -326,10 +322,8 @@ def secrets_list(api_url: Optional[str] = ApiUrl, api_key: Optional[str] = ApiKe
 @secrets_app.command("delete")
 def secrets_delete(name: str, api_url: Optional[str] = ApiUrl, api_key: Optional[str] = ApiKey):
     """Delete a team secret."""
-    try:
+    with _api_errors():
         _client(api_url, api_key).delete_secret(name)
-    except APIError as exc:
-        _fail(str(exc))
     console.print(f"secret {name} deleted")
 
 
@@ -342,19 +336,15 @@ def files_upload(path: Path, purpose: str = typer.Option("fine-tune"), api_url: 
     """Upload a file (JSONL; plain text for purpose `prompt`); prints the file object."""
     if not path.is_file():
         _fail(f"{path}: no such file")
-    try:
+    with _api_errors():
         out.print_json(data=_client(api_url, api_key).upload(path, purpose))
-    except APIError as exc:
-        _fail(str(exc))
 
 
 @files_app.command("list")
 def files_list(api_url: Optional[str] = ApiUrl, api_key: Optional[str] = ApiKey):
     """The team's files."""
-    try:
+    with _api_errors():
         data = _client(api_url, api_key).files()["data"]
-    except APIError as exc:
-        _fail(str(exc))
     table = Table("filename", "purpose", "lines", "bytes")
     table.columns.insert(0, _id_column())
     for f in data:
@@ -376,10 +366,8 @@ def jobs_submit(spec_file: Path = typer.Argument(..., help="JSON job spec with a
     except json.JSONDecodeError as exc:
         _fail(f"{spec_file}: not valid JSON: {exc}")
     client = _client(api_url, api_key)
-    try:
+    with _api_errors():
         job = client.submit(spec)
-    except APIError as exc:
-        _fail(str(exc))
     if not follow:
         out.print_json(data=job)
         return
@@ -393,10 +381,8 @@ def jobs_submit(spec_file: Path = typer.Argument(..., help="JSON job spec with a
 def jobs_list(type: Optional[str] = None, status: Optional[str] = None, limit: int = 20,
               api_url: Optional[str] = ApiUrl, api_key: Optional[str] = ApiKey):
     """The team's jobs, newest first."""
-    try:
+    with _api_errors():
         page = _client(api_url, api_key).jobs(type=type, status=status, limit=limit)
-    except APIError as exc:
-        _fail(str(exc))
     table = Table("type", "status", "created", "finished", title=f"{page['count']} jobs")
     table.columns.insert(0, _id_column())
     for j in page["data"]:
@@ -407,10 +393,8 @@ def jobs_list(type: Optional[str] = None, status: Optional[str] = None, limit: i
 @jobs_app.command("show")
 def jobs_show(job_id: str, api_url: Optional[str] = ApiUrl, api_key: Optional[str] = ApiKey):
     """One job as JSON."""
-    try:
+    with _api_errors():
         out.print_json(data=_client(api_url, api_key).job(job_id))
-    except APIError as exc:
-        _fail(str(exc))
 
 
 @jobs_app.command("events")
@@ -418,23 +402,19 @@ def jobs_events(job_id: str, follow: bool = typer.Option(False, "--follow", "-f"
                 api_url: Optional[str] = ApiUrl, api_key: Optional[str] = ApiKey):
     """A job's events; --follow streams them until the job ends."""
     client = _client(api_url, api_key)
-    try:
+    with _api_errors():
         if follow:
             follow_job(client, job_id)
             return
         for event in client.events(job_id)["data"]:
             _print_event(event)
-    except APIError as exc:
-        _fail(str(exc))
 
 
 @jobs_app.command("cancel")
 def jobs_cancel(job_id: str, api_url: Optional[str] = ApiUrl, api_key: Optional[str] = ApiKey):
     """Cancel a queued or running job."""
-    try:
+    with _api_errors():
         job = _client(api_url, api_key).cancel(job_id)
-    except APIError as exc:
-        _fail(str(exc))
     out.print(f"{job['id']}: {job['status']}" + (" (cancellation requested)" if job["status"] == "running" else ""))
 
 
