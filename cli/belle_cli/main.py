@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
+import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -70,11 +71,15 @@ def _fail(message: str) -> None:
 
 @contextmanager
 def _api_errors():
-    """An error answer from the gateway ends the command with its message (exit status 1)."""
+    """An error answer from the gateway, or no answer at all, ends the command with a one-line
+    message (exit status 1) instead of a traceback."""
     try:
         yield
     except APIError as exc:
         _fail(str(exc))
+    except httpx.TransportError as exc:
+        _fail(f"cannot reach the gateway ({type(exc).__name__}: {exc}); is `belle up` running, and is "
+              "--api-url / BELLE_API_URL right?")
 
 
 ApiUrl = typer.Option(None, "--api-url", help="Gateway URL (default $BELLE_API_URL or http://127.0.0.1:8000).")
