@@ -36,7 +36,8 @@ def _env(data_dir: Path) -> dict[str, str]:
 
 @pytest.fixture
 def stack(tmp_path):
-    """`belle up` in a fresh data folder; yields (process, url, headers)."""
+    """`belle up` in a fresh data folder (its output in ``tmp_path / "up.log"``); yields (process, url,
+    headers, data folder)."""
     data_dir = tmp_path / "belle"
     port = _free_port()
     env = _env(data_dir)
@@ -147,3 +148,12 @@ def test_sigkilled_belle_up_leaves_no_orphans(stack):
     proc.wait()
     gone, alive = psutil.wait_procs(tree, timeout=20)
     assert alive == [], f"orphans after SIGKILL of belle up: {[p.cmdline() for p in alive]}"
+
+
+def test_belle_up_serves_the_tiny_model_on_v1_models(stack, tmp_path):
+    pytest.importorskip("belle_trainer.tiny")
+    _, url, headers, data_dir = stack
+    models = httpx.get(f"{url}/v1/models", headers=headers).json()["data"]
+    assert [(m["id"], m["owned_by"], m["kind"]) for m in models] == [("belle-tiny-llama", "belle", "base")]
+    assert (data_dir / "models" / "belle-tiny-llama" / "model.safetensors").is_file()
+    assert "registered the shared base model belle-tiny-llama" in (tmp_path / "up.log").read_text()

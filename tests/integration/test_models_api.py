@@ -2,14 +2,12 @@
 
 A gateway on this run's PostgreSQL/Redis serves on a real port (the CLI and the `openai` SDK need
 one); model folders are small fakes with the files the registry checks, except in the embedded
-tests, which build the real tiny model.
+tests, which build the real tiny model (`belle up` serving it is in test_embedded.py).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import signal
 import socket
 import subprocess
 import sys
@@ -338,44 +336,3 @@ def test_embedded_default_without_the_trainer_skips_and_says_so(tmp_path, monkey
     assert stack.ensure_default_model(settings, log=messages.append) is None
     assert any("not installed" in m for m in messages)
     assert not (tmp_path / "belle" / "models").exists()
-
-
-@pytest.mark.embedded
-@pytest.mark.slow
-def test_belle_up_serves_the_tiny_model_on_v1_models(tmp_path):
-    pytest.importorskip("belle_trainer.tiny")
-    data_dir = tmp_path / "belle"
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BELLE_")}
-    env.update(BELLE_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1")
-    log_path = tmp_path / "up.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen([*BELLE, "up", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        def ready():
-            if proc.poll() is not None:
-                raise AssertionError(f"belle up exited: {log_path.read_text()}")
-            try:
-                return httpx.get(f"{url}/readyz", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_for(ready, timeout=120, message="belle up to be ready")
-        created = subprocess.run([*BELLE, "admin", "create-team", "alpha"], env=env, capture_output=True, text=True,
-                                 check=True)
-        key = created.stdout.strip().splitlines()[-1]
-        models = httpx.get(f"{url}/v1/models", headers={"Authorization": f"Bearer {key}"}).json()["data"]
-        assert [(m["id"], m["owned_by"], m["kind"]) for m in models] == [("belle-tiny-llama", "belle", "base")]
-        assert (data_dir / "models" / "belle-tiny-llama" / "model.safetensors").is_file()
-        assert "registered the shared base model belle-tiny-llama" in log_path.read_text()
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)

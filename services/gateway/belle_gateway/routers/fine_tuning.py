@@ -21,7 +21,7 @@ from sqlalchemy import and_, or_, select
 
 from belle_gateway.deps import CeleryDep, SessionDep, SettingsDep, StoreDep, TeamDep
 from belle_gateway.errors import APIError, loc_to_param
-from belle_gateway.routers.jobs import submit_job
+from belle_gateway.routers.jobs import cancel_job, submit_job
 from belle_gateway.schemas import (
     DEFAULT_LEARNING_RATE,
     FineTuningJobCheckpointPublic,
@@ -32,7 +32,6 @@ from belle_gateway.schemas import (
     FineTuningJobsPublic,
 )
 from belle_shared.db.models import Artifact, Dataset, File, Job, JobEvent
-from belle_shared.jobs import CancelRefused, request_cancel
 from belle_shared.models import find_model, fine_tuned_model_name
 from belle_shared.specs import TrainSpec
 
@@ -312,12 +311,7 @@ def retrieve(fine_tuning_job_id: uuid.UUID, session: SessionDep, team: TeamDep):
 def cancel(fine_tuning_job_id: uuid.UUID, session: SessionDep, team: TeamDep):
     """Cancel a queued job, or ask a running one to stop (it turns `cancelled` within seconds)."""
     job = _train_job(session, team, fine_tuning_job_id, for_update=True)
-    try:
-        request_cancel(session, job=job)
-    except CancelRefused as exc:
-        raise APIError(409, str(exc), param="fine_tuning_job_id", code="job_finished") from None
-    session.commit()
-    return FineTuningJobPublic.of(job)
+    return FineTuningJobPublic.of(cancel_job(session, job, param="fine_tuning_job_id"))
 
 
 @router.get("/{fine_tuning_job_id}/events", response_model=FineTuningJobEventsPublic)

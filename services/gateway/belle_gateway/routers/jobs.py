@@ -93,6 +93,16 @@ def _team_job(session, team, job_id: uuid.UUID, *, for_update: bool = False) -> 
     return job
 
 
+def cancel_job(session, job: Job, *, param: str) -> Job:
+    """Cancel a queued job or ask a running one to stop, and commit; a finished job is a 409 on ``param``."""
+    try:
+        request_cancel(session, job=job)
+    except CancelRefused as exc:
+        raise APIError(409, str(exc), param=param, code="job_finished") from None
+    session.commit()
+    return job
+
+
 @router.get("/{job_id}", response_model=JobPublic)
 def get(job_id: uuid.UUID, session: SessionDep, team: TeamDep):
     """One job with its spec, status, error and result."""
@@ -102,13 +112,7 @@ def get(job_id: uuid.UUID, session: SessionDep, team: TeamDep):
 @router.post("/{job_id}/cancel", response_model=JobPublic)
 def cancel(job_id: uuid.UUID, session: SessionDep, team: TeamDep):
     """Cancel a queued job, or ask a running job to stop (status turns `cancelled` within seconds)."""
-    job = _team_job(session, team, job_id, for_update=True)
-    try:
-        request_cancel(session, job=job)
-    except CancelRefused as exc:
-        raise APIError(409, str(exc), param="job_id", code="job_finished") from None
-    session.commit()
-    return JobPublic.of(job)
+    return JobPublic.of(cancel_job(session, _team_job(session, team, job_id, for_update=True), param="job_id"))
 
 
 @router.get("/{job_id}/events", response_model=JobEventsPublic)
