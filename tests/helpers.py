@@ -43,3 +43,20 @@ def events(client, headers, job_id: str) -> list[dict]:
 def big_import_rows(n: int):
     """Rows that take the import job several seconds, so a test can act while it runs."""
     return ({"instruction": f"把数字 {i} 写成中文", "input": "", "output": f"答案 {i}"} for i in range(n))
+
+
+def lcs_length(a, b) -> int:
+    """Textbook O(n*m) longest common subsequence of two sequences (strings or token lists): the
+    reference definition the project's fast LCS and de-duplication are checked against."""
+    previous = [0] * (len(b) + 1)
+    for x in a:
+        current = [0]
+        for j, y in enumerate(b):
+            current.append(previous[j] + 1 if x == y else max(previous[j + 1], current[j]))
+        previous = current
+    return previous[-1]
+
+
+def rouge_l_f(a, b) -> float:
+    """ROUGE-L F-measure with precision and recall weighted equally: 2·LCS / (|a| + |b|); 0 if either is empty."""
+    return 2 * lcs_length(a, b) / (len(a) + len(b)) if a and b else 0.0

@@ -11,23 +11,9 @@ import pytest
 
 from belle_datagen import dedup
 from belle_datagen.dedup import NearDuplicateIndex, rouge_l, tokenize
+from helpers import rouge_l_f as rouge_dp
 
 BACKENDS = [False] + ([True] if dedup._HAVE_NUMPY else [])
-
-
-def lcs_dp(a, b) -> int:
-    """Textbook O(n*m) LCS, the definition the bit-parallel one must match."""
-    prev = [0] * (len(b) + 1)
-    for x in a:
-        cur = [0]
-        for j, y in enumerate(b):
-            cur.append(prev[j] + 1 if x == y else max(prev[j + 1], cur[j]))
-        prev = cur
-    return prev[-1]
-
-
-def rouge_dp(a, b) -> float:
-    return 2 * lcs_dp(a, b) / (len(a) + len(b)) if a and b else 0.0
 
 
 def greedy_reference(seeds, rows, threshold=0.7) -> list[bool]:

@@ -22,6 +22,8 @@ from belle_datagen.seeds import (
     check_template,
     parse_seed_tasks,
 )
+from helpers import lcs_length
+from helpers import rouge_l_f as rouge_l
 
 MIN_PER_CLASS = {"zh": 15, "en": 4}
 MIN_TOTAL = {"zh": 165, "en": 44}
@@ -32,22 +34,6 @@ NEEDS_INPUT = {"closed_qa", "extraction", "rewriting", "summarization", "transla
 
 def is_cjk(ch: str) -> bool:
     return "\u4e00" <= ch <= "\u9fff" or "\u3400" <= ch <= "\u4dbf"
-
-
-def lcs_length(a: str, b: str) -> int:
-    """Exact longest common subsequence (dynamic programming, one row at a time)."""
-    previous = [0] * (len(b) + 1)
-    for ca in a:
-        current = [0]
-        for j, cb in enumerate(b):
-            current.append(previous[j] + 1 if ca == cb else max(previous[j + 1], current[j]))
-        previous = current
-    return previous[-1]
-
-
-def rouge_l(a: str, b: str) -> float:
-    """Character-level ROUGE-L F1: 2·LCS / (|a| + |b|) (precision and recall weighted equally)."""
-    return 2 * lcs_length(a, b) / (len(a) + len(b))
 
 
 def parse_error(lines, **kwargs) -> SeedFileError:

@@ -18,6 +18,7 @@ from belle_teacher import tasks
 from belle_teacher.noise import SAMPLES
 from belle_teacher.numerals import to_chinese
 from belle_teacher.tokens import count_tokens, pieces, truncate
+from helpers import rouge_l_f as rouge_l
 from teacher import start_teacher
 
 KEY = "sk-teacher-test"
@@ -30,18 +31,6 @@ MODEL = "belle-teacher"
 def rouge_tokens(text: str) -> list[str]:
     """The project's de-duplication tokens: CJK characters, runs of [a-z0-9], lowercased."""
     return re.findall(r"[\u3400-\u4dbf\u4e00-\u9fff]|[a-z0-9]+", text.lower())
-
-
-def rouge_l(a: list[str], b: list[str]) -> float:
-    if not a or not b:
-        return 0.0
-    previous = [0] * (len(b) + 1)
-    for x in a:
-        current = [0]
-        for j, y in enumerate(b):
-            current.append(previous[j] + 1 if x == y else max(previous[j + 1], current[j]))
-        previous = current
-    return 2 * previous[-1] / (len(a) + len(b))
 
 
 def greedy_keep(texts: list[str], threshold: float = 0.7) -> list[str]:
