@@ -42,8 +42,8 @@ from belle_datagen.filters import drop_reason
 from belle_datagen.generator import Generator, generate
 from belle_datagen.inputs import GenerationInputs
 from belle_datagen.seeds import bundled_seed_tasks, bundled_template
-from belle_datagen.teacher_client import TeacherClient
 from belle_shared.artifacts import ArtifactStore
+from belle_shared.llm_client import TeacherClient
 from belle_shared.specs import DatagenSpec
 
 LISTENING = re.compile(r"belle teacher listening on (http://\S+/v1)")

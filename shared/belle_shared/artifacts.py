@@ -82,14 +82,20 @@ class ArtifactStore:
         digest, size = hashlib.sha256(), 0
         target = self._path(self.uri(key))
         staging = f"{target}.tmp-{uuid.uuid4().hex}" if self._local else target
-        for rel in files:
-            source = os.path.join(local_dir, rel)
-            digest.update(rel.encode("utf-8") + b"\0")
-            size += os.path.getsize(source)
-            destination = f"{staging}/{rel}"
+        try:
+            for rel in files:
+                source = os.path.join(local_dir, rel)
+                digest.update(rel.encode("utf-8") + b"\0")
+                size += os.path.getsize(source)
+                destination = f"{staging}/{rel}"
+                if self._local:
+                    os.makedirs(os.path.dirname(destination), exist_ok=True)
+                self.fs.put_file(source, destination)
+        except BaseException:
+            # A folder that changed under us (a file deleted mid-copy): leave no half copy behind locally.
             if self._local:
-                os.makedirs(os.path.dirname(destination), exist_ok=True)
-            self.fs.put_file(source, destination)
+                shutil.rmtree(staging, ignore_errors=True)
+            raise
         if self._local:
             os.makedirs(staging, exist_ok=True)
             if os.path.exists(target):
@@ -106,6 +112,26 @@ class ArtifactStore:
             destination = os.path.join(local_dir, rel)
             os.makedirs(os.path.dirname(destination), exist_ok=True)
             self.fs.get_file(path, destination)
+
+    def local_folder(self, uri: str, cache: str | os.PathLike) -> tuple[str, bool]:
+        """A local folder holding the stored folder ``uri``, and whether it had to be downloaded.
+
+        The store's own path when it is local; ``uri`` itself when it is a folder on this machine (a
+        model registered on a shared volume); else a download into ``cache``, kept for the next job
+        (fetched into a ``.partial`` sibling first, so an interrupted download is never used)."""
+        local = self.local_path(uri)
+        if local is not None and os.path.isdir(local):
+            return local, False
+        if os.path.isdir(uri):
+            return uri, False
+        cache = os.fspath(cache)
+        if os.path.isdir(cache):
+            return cache, False
+        partial = cache + ".partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        self.get_dir(uri, partial)
+        os.replace(partial, cache)
+        return cache, True
 
     def local_path(self, uri: str) -> str | None:
         """The filesystem path of a stored object when the store is a local folder, else None."""

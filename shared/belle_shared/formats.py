@@ -354,3 +354,13 @@ def to_conversation(row: dict, fmt: str = "auto") -> tuple[dict, str]:
                 marker,
             )
     return _CONVERTERS[fmt][1](row), fmt
+
+
+_ROLES = {"human": "user", "assistant": "assistant"}
+
+
+def to_messages(conversation: dict) -> list[dict[str, str]]:
+    """A canonical conversation row as chat messages (``role``/``content``), for a chat template."""
+    messages = [{"role": "system", "content": conversation["system"]}] if conversation.get("system") else []
+    messages += [{"role": _ROLES[turn["from"]], "content": turn["value"]} for turn in conversation["conversations"]]
+    return messages

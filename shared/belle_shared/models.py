@@ -120,6 +120,7 @@ def inspect_model_folder(uri: str) -> dict[str, Any]:
     model_type = config.get("model_type")
     if not isinstance(model_type, str) or not model_type:
         raise ValueError(f"{uri}: config.json has no model_type")
+    quantization = config.get("quantization_config")
     return {
         "model_type": model_type,
         "architectures": config.get("architectures") or [],
@@ -133,7 +134,25 @@ def inspect_model_folder(uri: str) -> dict[str, Any]:
         "chat_template": chat_template,
         "module_names": module_names(model_type),
         "lora_default_targets": lora_default_targets(model_type),
+        "linear_in_features": linear_in_features(config),
+        "quantization_method": quantization.get("quant_method", "unknown") if isinstance(quantization, dict) else None,
     }
+
+
+def linear_in_features(config: dict[str, Any]) -> list[int] | None:
+    """Input widths of an architecture's decoder linear layers (what a GPTQ group size must divide),
+    from its config; None for an architecture not known here."""
+    model_type = (config.get("model_type") or "").lower()
+    hidden = config.get("hidden_size", config.get("n_embed"))
+    if not isinstance(hidden, int):
+        return None
+    if model_type in ("llama", "qwen2", "mistral"):
+        heads, head_dim = config.get("num_attention_heads"), config.get("head_dim")
+        attention = heads * head_dim if isinstance(heads, int) and isinstance(head_dim, int) else hidden
+        return sorted({hidden, attention, config.get("intermediate_size", 4 * hidden)})
+    if model_type == "bloom":
+        return sorted({hidden, 4 * hidden})  # query_key_value/dense take hidden, dense_4h_to_h takes 4x
+    return None
 
 
 def _read_json(fs, path: str, name: str) -> dict:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
 
 class _Spec(BaseModel):
@@ -224,20 +224,29 @@ class TrainSpec(_Spec):
 
 
 class QuantizeSpec(_Spec):
-    """GPTQ post-training quantization of a model."""
+    """GPTQ post-training quantization of a model, measured against round-to-nearest."""
 
     type: Literal["quantize"] = "quantize"
-    model_id: str = Field(description="Id or name of the model to quantize.")
+    model_id: str = Field(description="Id or name of the model to quantize (full or LoRA fine-tuned, or a base model).")
     bits: Literal[2, 3, 4, 8] = Field(4, description="Bits per weight (BELLE published 8 and 4).")
-    group_size: int = Field(128, description="Weights sharing one scale; -1 for one group per row (BELLE: 128).")
-    act_order: bool = Field(False, description="Quantize columns in order of decreasing activation (desc_act).")
-    symmetric: bool = Field(True, description="Symmetric quantization grid.")
-    damp_percent: float = Field(0.01, gt=0, lt=1, description="Hessian damping as a share of its mean diagonal.")
+    group_size: int = Field(
+        128, description="Weights sharing one scale, along a layer's input; -1 for one group per output row "
+        "(BELLE: 128). Must divide the input width of every quantized layer.")
+    act_order: bool = Field(
+        False, description="Quantize columns in order of decreasing activation (GPTQ's desc_act); slower to "
+        "run on some kernels, sometimes more accurate.")
+    symmetric: bool = Field(True, description="Symmetric quantization grid (zero point in the middle).")
+    damp_percent: float = Field(0.01, gt=0, lt=1, description="Hessian damping as a share of its mean diagonal (GPTQ: 0.01).")
     dataset_id: uuid.UUID | None = Field(
-        None, description="Calibration data; unset uses the dataset the model was trained on."
+        None, description="Calibration and held-out data; unset uses the dataset the model was trained on."
     )
-    calibration_samples: int = Field(128, ge=1, le=4096, description="Calibration samples.")
-    calibration_length: int = Field(512, ge=16, le=32768, description="Maximum tokens per calibration sample.")
+    calibration_samples: int = Field(128, ge=1, le=4096, description="Calibration samples (GPTQ: 128).")
+    calibration_length: int = Field(
+        512, ge=16, le=32768, description="Maximum tokens per calibration sample (and per held-out sample).")
+    eval_samples: int = Field(
+        32, ge=1, le=4096, description="Held-out samples, never used for calibration, on which perplexity is "
+        "measured before and after (and for the round-to-nearest baseline).")
+    seed: int = Field(0, description="Seed of the calibration / held-out split.")
 
     @model_validator(mode="after")
     def _group_size_valid(self) -> "QuantizeSpec":
@@ -255,12 +264,50 @@ class GenerationOptions(_Spec):
     top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling; 1 disables it.")
 
 
+# BELLE's task classes, spelled as in its eval set, then "others" (BELLE's catch-all class, the one
+# its "score without others" leaves out). The evaluator's eval-set parser uses this list too.
+EVAL_CLASSES: tuple[str, ...] = (
+    "open qa", "closed qa", "brainstorming", "classification", "extract", "generation",
+    "rewrite", "summarization", "translation", "math", "code", "others",
+)
+# Other spellings of a class, after case and separators are folded (BELLE's own files say "other").
+EVAL_CLASS_ALIASES: dict[str, str] = {"other": "others"}
+
+
+def canonical_eval_class(name: str) -> str | None:
+    """The canonical class name for ``name`` (any case, ``_``/``-`` for spaces, an alias), or None."""
+    if not isinstance(name, str):
+        return None
+    folded = " ".join(name.replace("_", " ").replace("-", " ").lower().split())
+    folded = EVAL_CLASS_ALIASES.get(folded, folded)
+    return folded if folded in EVAL_CLASSES else None
+
+
 class EvalSpec(_Spec):
     """Score one or more models on an eval set, per task class."""
 
     type: Literal["eval"] = "eval"
-    model_ids: list[str] = Field(min_length=1, description="Ids or names of the models to evaluate.")
-    eval_file_id: uuid.UUID | None = Field(None, description="Uploaded eval set JSONL; unset uses the bundled set.")
+    model_ids: list[str] = Field(
+        default_factory=list,
+        description="Ids or names of registered models to evaluate (answered locally by the evaluator). May be "
+        "empty when `candidate_endpoints` names at least one model.",
+    )
+    candidate_endpoints: list[TeacherEndpoint] = Field(
+        default_factory=list,
+        description="Models served elsewhere (an OpenAI-compatible endpoint each) to evaluate beside `model_ids`; "
+        "each is reported as `endpoint:<model>`.",
+    )
+    eval_file_id: uuid.UUID | None = Field(
+        None, description="Uploaded eval set JSONL (purpose `eval`); unset uses the bundled set."
+    )
+    classes: list[str] | None = Field(
+        None, min_length=1,
+        description="Evaluate only the questions of these task classes (case-insensitive; `open_qa` and "
+        "`Open QA` are the same class, `other` is `others`); unset: every class.",
+    )
+    max_questions: int | None = Field(
+        None, ge=1, description="Evaluate only the first N questions left after the class filter (quick runs)."
+    )
     mode: Literal["judge", "pairwise", "reference"] = Field(
         "judge", description="Per-answer judge scores, pairwise judge preferences, or reference metrics only."
     )
@@ -268,14 +315,34 @@ class EvalSpec(_Spec):
     generation: GenerationOptions = Field(
         default_factory=GenerationOptions, description="How the candidate models generate their answers."
     )
-    concurrency: int = Field(32, ge=1, le=1024, description="Judge requests in flight at once.")
+    batch_size: int = Field(8, ge=1, le=1024, description="Questions generated together by a local model.")
+    concurrency: int = Field(
+        32, ge=1, le=1024, description="Judge requests (and candidate endpoint requests) in flight at once."
+    )
+
+    @field_validator("classes")
+    @classmethod
+    def _known_classes(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        canonical: list[str] = []
+        for name in value:
+            found = canonical_eval_class(name)
+            if found is None:
+                raise ValueError(f"unknown class {name!r} (known: {', '.join(EVAL_CLASSES)})")
+            if found not in canonical:
+                canonical.append(found)
+        return canonical
 
     @model_validator(mode="after")
     def _judge_needed(self) -> "EvalSpec":
+        candidates = len(self.model_ids) + len(self.candidate_endpoints)
+        if candidates == 0:
+            raise ValueError("give at least one model to evaluate: model_ids or candidate_endpoints")
         if self.mode != "reference" and self.judge is None:
             raise ValueError(f"mode={self.mode} needs a judge endpoint")
-        if self.mode == "pairwise" and len(self.model_ids) != 2:
-            raise ValueError("mode=pairwise compares exactly two models")
+        if self.mode == "pairwise" and candidates != 2:
+            raise ValueError("mode=pairwise compares exactly two models (model_ids and candidate_endpoints together)")
         return self
 
 

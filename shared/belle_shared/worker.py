@@ -23,12 +23,12 @@ from typing import Any
 from celery import Celery
 from celery.exceptions import SoftTimeLimitExceeded
 from pydantic import Field, ValidationError
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from belle_shared.artifacts import ArtifactStore
 from belle_shared.db.engine import make_engine, make_session_factory
-from belle_shared.db.models import Job, JobStatus
+from belle_shared.db.models import File, Job, JobStatus
 from belle_shared.db.types import utcnow
 from belle_shared.errors import JobCancelled, JobError, LeaseLost, RetryableJobError
 from belle_shared.jobs import add_event, set_terminal
@@ -107,6 +107,14 @@ class JobContext:
 
     def progress(self, message: str, **metrics: Any) -> None:
         self.event(message, kind="progress", **metrics)
+
+    def team_file(self, file_id: uuid.UUID, *, param: str) -> File:
+        """The job's team's uploaded file (a detached row), or a JobError naming the spec field."""
+        with self.session_factory() as session:
+            file = session.scalar(select(File).where(File.id == file_id, File.team_id == self.team_id))
+        if file is None:
+            raise JobError("file_not_found", f"no file with id {file_id}", param=param)
+        return file
 
     def check_cancelled(self) -> None:
         """Call at safe points; raises if the job must stop."""

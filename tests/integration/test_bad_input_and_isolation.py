@@ -75,10 +75,11 @@ def test_nested_field_path_in_error(client, team, gateway_settings):
     assert error["param"] == "hyperparameters.epochs"
 
 
-def test_job_type_not_served_by_this_deployment(client, team):
+def test_job_type_not_served_by_this_deployment(team, gateway_settings):
     _, headers = team
-    error = _error(client.post("/v1/jobs", headers=headers, json={
-        "type": "quantize", "model_id": "m"}), 400)
+    settings = gateway_settings.model_copy(update={"enabled_job_types": ["import", "train"], "run_sweeper": False})
+    with TestClient(create_app(settings)) as c:
+        error = _error(c.post("/v1/jobs", headers=headers, json={"type": "quantize", "model_id": "m"}), 400)
     assert error["code"] == "job_type_unavailable" and "import" in error["message"]
 
 

@@ -27,3 +27,27 @@ def test_put_dir_and_get_dir_round_trip(tmp_path):
     store.get_dir(again.uri, copy)
     assert _tree(copy) == _tree(source)
     assert not list((tmp_path / "store" / "teams/t/models").glob("*.tmp-*"))
+
+
+def test_put_dir_of_a_folder_deleted_mid_copy_leaves_nothing(tmp_path):
+    """A checkpoint the Trainer rotates away while it is being uploaded: the error reaches the caller
+    and no half copy stays in the store."""
+    import pytest
+
+    source = tmp_path / "checkpoint-3"
+    source.mkdir()
+    for name in ("a.bin", "b.bin"):
+        (source / name).write_bytes(b"x" * 10)
+    store = ArtifactStore(str(tmp_path / "store"))
+    real_put = store.fs.put_file
+
+    def put_then_delete(src, dst, **kwargs):
+        real_put(src, dst, **kwargs)
+        for name in ("a.bin", "b.bin"):
+            (source / name).unlink(missing_ok=True)
+
+    store.fs.put_file = put_then_delete
+    with pytest.raises(FileNotFoundError):
+        store.put_dir(source, "teams/t/jobs/j/checkpoints/checkpoint-3")
+    assert not (tmp_path / "store" / "teams/t/jobs/j/checkpoints").exists() or \
+        not any((tmp_path / "store" / "teams/t/jobs/j/checkpoints").iterdir())

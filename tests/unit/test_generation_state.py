@@ -9,8 +9,8 @@ from belle_datagen.checkpoint import GenerationLog
 from belle_datagen.generator import Budget, Generator, Progress, estimate_tokens
 from belle_datagen.inputs import GenerationInputs
 from belle_datagen.seeds import bundled_seed_tasks, bundled_template
-from belle_datagen.teacher_client import Reply
 from belle_shared.artifacts import ArtifactStore
+from belle_shared.llm_client import Reply
 from belle_shared.specs import DatagenSpec
 
 TEACHER = {"base_url": "http://127.0.0.1:9/v1", "model": "t"}
@@ -140,7 +140,7 @@ def test_rate_limiter_spaces_request_starts():
     import asyncio
     import time
 
-    from belle_datagen.teacher_client import RateLimiter
+    from belle_shared.llm_client import RateLimiter
 
     async def five_starts() -> float:
         limiter = RateLimiter(per_minute=600)  # one start every 0.1 s

@@ -417,3 +417,121 @@ def test_belle_teacher_help():
         assert flag in result.stdout
     module = subprocess.run([sys.executable, "-m", "belle_teacher", "--help"], capture_output=True, text=True, timeout=60)
     assert module.returncode == 0 and "--error-rate" in module.stdout
+
+
+# ----------------------------------------------------------------------------- pairwise judging
+
+
+def pairwise_prompt_template() -> str:
+    from importlib.resources import files
+
+    return files("belle_evaluator").joinpath("data", "pairwise_prompt.txt").read_text(encoding="utf-8")
+
+
+def render_pairwise(question: str, reference: str, answer_a: str, answer_b: str) -> str:
+    return pairwise_prompt_template().format(question=question, std_answer=reference, answer_a=answer_a,
+                                             answer_b=answer_b)
+
+
+def task_question(task: tasks.Task) -> str:
+    return task.instruction + ("\n" + task.input if task.input else "")
+
+
+def test_bundled_pairwise_prompt_layout():
+    template = pairwise_prompt_template()
+    lines = template.splitlines()
+    sections = ["问题: {question}", "标准回答: {std_answer}", "回答A: {answer_a}", "回答B: {answer_b}"]
+    starts = [lines.index(section) for section in sections]
+    assert starts == sorted(starts) and starts[0] > 0            # the rubric comes first, sections in order
+    for line in lines[:starts[0]] + lines[starts[-1] + 1:]:
+        assert not re.match(r"\s*(问题|标准回答|回答A|回答B|模型回答)\s*[:：]", line), line
+    assert all(choice in lines[-1] for choice in ("[[A]]", "[[B]]", "[[C]]"))
+
+
+@pytest.mark.parametrize("language", ["zh", "en"])
+def test_rendered_bundled_prompt_parses_with_fields_intact(language):
+    from belle_teacher.replies import parse_judge, parse_pairwise, special_reply
+
+    rng = random.Random(31)
+    for _ in range(50):
+        task = tasks.generate_task(rng, language)
+        wrong = task.output + "0"
+        prompt = render_pairwise(task_question(task), task.output, wrong, task.output)
+        parsed = parse_pairwise(prompt)
+        assert parsed is not None, prompt
+        assert (parsed.question, parsed.reference, parsed.answer_a, parsed.answer_b) == \
+               (task_question(task), task.output, wrong, task.output)
+        assert parsed.language == "zh"
+        assert parse_judge(prompt) is None                    # the single-answer judge does not claim it
+        # special_reply checks pairwise first: answer B is the correct one.
+        assert special_reply(prompt)(random.Random(0), 0.0, False).endswith("[[B]]")
+
+
+def test_parse_pairwise_reads_multiline_answers_and_english_labels():
+    from belle_teacher.replies import parse_pairwise
+
+    prompt = ("Compare the two answers.\nQuestion: Sort 5, 3, 9 in ascending order.\nReference answer: 3, 5, 9\n"
+              "Answer A: 3, 5, 9\nso the list is sorted\nAnswer B: 9, 5, 3\n\n"
+              "End your reply with [[A]], [[B]] or [[C]].")
+    parsed = parse_pairwise(prompt)
+    assert parsed is not None and parsed.language == "en"
+    assert parsed.answer_a == "3, 5, 9\nso the list is sorted"
+    assert parsed.answer_b == "9, 5, 3"                      # the closing request is not part of answer B
+    assert parse_pairwise(judge_prompt("zh", "把305写成中文数字", "三百零五", "三百零五")) is None
+    assert parse_pairwise("问题: 1+1\n回答A: 2\n回答B: 3") is None     # no reference section
+
+
+def test_pairwise_reply_picks_the_correct_answer():
+    from belle_teacher.replies import PairwisePrompt, pairwise_reply
+
+    def verdict(question, reference, a, b, language="zh"):
+        reply = pairwise_reply(PairwisePrompt(language, question, reference, a, b))
+        assert len(reply.splitlines()) == 2, reply                # a reason line, then the verdict
+        return reply.splitlines()[-1]
+
+    # A family task is judged by recomputing it (the reference is deliberately unhelpful here).
+    assert verdict("把305写成中文数字", "(见评分标准)", "三百零五", "三百五") == "[[A]]"
+    assert verdict("把305写成中文数字", "(见评分标准)", "三百五", "三百零五。") == "[[B]]"
+    assert verdict("把305写成中文数字", "", "三百零五", "三百零五") == "[[C]]"      # both right
+    assert verdict("计算 12 × 3 + 5", "", "40", "42") == "[[C]]"                    # both wrong
+    # Other questions fall back to the reference.
+    assert verdict("中国的首都是哪里？", "北京", "上海", "北京。") == "[[B]]"
+    assert verdict("What is the capital of France?", "Paris", "Paris", "Lyon", "en") == "[[A]]"
+
+
+def test_position_bias_first_always_prefers_a_and_swapping_cancels_it():
+    from belle_evaluator.judge_parse import parse_preference
+    from belle_teacher.replies import PairwisePrompt, pairwise_reply
+
+    question, right, wrong = "把305写成中文数字", "三百零五", "三百五"
+    outcomes = {}
+    for bias in ("none", "first"):
+        forward = parse_preference(pairwise_reply(PairwisePrompt("zh", question, "", right, wrong), position_bias=bias))
+        backward = parse_preference(pairwise_reply(PairwisePrompt("zh", question, "", wrong, right), position_bias=bias))
+        outcomes[bias] = (forward, backward)
+    # Unbiased: the right answer wins in both orders (A first, then B).
+    assert outcomes["none"] == ("A", "B")
+    # Biased: always A, so the right answer wins in one order and loses in the other. Mapping the
+    # swapped verdict back (B -> right wins) gives one win each: a tie, the bias cancelled.
+    assert outcomes["first"] == ("A", "A")
+    with pytest.raises(ValueError):
+        pairwise_reply(PairwisePrompt("zh", question, "", right, wrong), position_bias="last")
+
+
+def test_position_bias_option_reaches_the_server():
+    from belle_evaluator.judge_parse import parse_preference
+    from belle_teacher.__main__ import parse_args
+
+    assert parse_args([]).position_bias == "none"
+    assert parse_args(["--position-bias", "first"]).position_bias == "first"
+    with pytest.raises(SystemExit):
+        parse_args(["--position-bias", "last"])
+    forward = render_pairwise("计算 12 × 3 + 5", "41", "41", "40")
+    backward = render_pairwise("计算 12 × 3 + 5", "41", "40", "41")
+    verdicts = {}
+    for bias in ("none", "first"):
+        with start_teacher(seed=0, position_bias=bias) as running:
+            client = openai.OpenAI(base_url=running.base_url, api_key="unused", max_retries=0)
+            verdicts[bias] = [parse_preference(chat(client, prompt).choices[0].message.content)
+                              for prompt in (forward, backward)]
+    assert verdicts == {"none": ["A", "B"], "first": ["A", "A"]}

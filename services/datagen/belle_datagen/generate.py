@@ -27,9 +27,9 @@ from belle_shared.formats import to_conversation
 from belle_datagen.generator import Generator, generate
 from belle_datagen.inputs import load_inputs
 from belle_datagen.stats import DatasetStats
-from belle_datagen.teacher_client import TeacherClient
 from belle_shared.db.models import Artifact, Dataset
 from belle_shared.errors import JobError
+from belle_shared.llm_client import TeacherClient
 from belle_shared.secrets import resolve_secret
 from belle_shared.specs import DatagenSpec
 from belle_shared.worker import JobContext

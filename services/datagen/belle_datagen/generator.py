@@ -32,8 +32,8 @@ from belle_datagen.checkpoint import GenerationLog
 from belle_datagen.dedup import NearDuplicateIndex
 from belle_datagen.filters import dialogue_drop_reason, drop_reason
 from belle_datagen.inputs import GenerationInputs
-from belle_datagen.teacher_client import Reply, TeacherClient
 from belle_shared.errors import RetryableJobError
+from belle_shared.llm_client import Reply, TeacherClient
 from belle_shared.specs import DatagenSpec
 from belle_shared.worker import JobContext
 

@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from belle_shared.formats import RowError, to_conversation
 from belle_datagen.stats import DatasetStats
-from belle_shared.db.models import Artifact, Dataset, File
+from belle_shared.db.models import Artifact, Dataset
 from belle_shared.errors import JobError
 from belle_shared.specs import ImportSpec
 from belle_shared.worker import JobContext
@@ -33,9 +33,7 @@ def run_import(spec: ImportSpec, ctx: JobContext) -> dict:
         if existing is not None:
             ctx.event("dataset already recorded by an earlier attempt", dataset_id=str(existing.id))
             return _result(existing)
-        source = session.scalar(select(File).where(File.id == spec.file_id, File.team_id == ctx.team_id))
-        if source is None:
-            raise JobError("file_not_found", f"no file with id {spec.file_id}", param="file_id")
+    source = ctx.team_file(spec.file_id, param="file_id")
 
     fd, tmp_path = tempfile.mkstemp(prefix="belle-import-", suffix=".jsonl")
     try:

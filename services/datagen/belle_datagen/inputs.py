@@ -10,8 +10,6 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import select
-
 from belle_datagen.seeds import (
     PromptTemplateError,
     SeedFileError,
@@ -22,7 +20,6 @@ from belle_datagen.seeds import (
     check_template,
     parse_seed_tasks,
 )
-from belle_shared.db.models import File
 from belle_shared.errors import JobError
 from belle_shared.specs import DatagenSpec
 from belle_shared.worker import JobContext
@@ -65,12 +62,12 @@ def _load_seeds(spec: DatagenSpec, ctx: JobContext) -> list[SeedTask]:
     if spec.seed_file_id is None:
         seeds = bundled_seed_tasks(spec.language)
     else:
-        uri, filename = _team_file(ctx, spec.seed_file_id, "seed_file_id")
+        file = ctx.team_file(spec.seed_file_id, param="seed_file_id")
         try:
-            with ctx.store.open(uri, "rb") as f:
-                seeds = parse_seed_tasks(f, source=filename)
+            with ctx.store.open(file.uri, "rb") as f:
+                seeds = parse_seed_tasks(f, source=file.filename)
         except SeedFileError as exc:
-            raise JobError("invalid_seed_file", f"{filename}: {exc}", param="seed_file_id") from None
+            raise JobError("invalid_seed_file", f"{file.filename}: {exc}", param="seed_file_id") from None
     if len(seeds) < spec.num_prompt_instructions:
         raise JobError(
             "invalid_seed_file",
@@ -80,17 +77,10 @@ def _load_seeds(spec: DatagenSpec, ctx: JobContext) -> list[SeedTask]:
     return seeds
 
 
-def _team_file(ctx: JobContext, file_id: uuid.UUID, param: str) -> tuple[str, str]:
-    with ctx.session_factory() as session:
-        row = session.scalar(select(File).where(File.id == file_id, File.team_id == ctx.team_id))
-        if row is None:
-            raise JobError("file_not_found", f"no file with id {file_id}", param=param)
-        return row.uri, row.filename
-
-
 def _read_text(ctx: JobContext, file_id: uuid.UUID, param: str) -> str:
-    uri, filename = _team_file(ctx, file_id, param)
-    with ctx.store.open(uri, "rb") as f:
+    file = ctx.team_file(file_id, param=param)
+    filename = file.filename
+    with ctx.store.open(file.uri, "rb") as f:
         data = f.read(MAX_TEXT_FILE_BYTES + 1)
     if len(data) > MAX_TEXT_FILE_BYTES:
         raise JobError("file_too_large", f"{filename} is larger than {MAX_TEXT_FILE_BYTES} bytes", param=param)

@@ -21,13 +21,13 @@ Standard library and the job contract (belle_shared.specs) only.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from typing import Any
 
+from belle_shared.jsonl import JsonlLineError, iter_json_lines
 from belle_shared.specs import PROMPT_PLACEHOLDERS
 
 LANGUAGES: tuple[str, ...] = ("zh", "en")
@@ -178,29 +178,17 @@ def _task(obj: Any, line: int) -> SeedTask:
 def parse_seed_tasks(lines: Iterable[bytes | str], *, source: str = "seed file") -> list[SeedTask]:
     """Parse JSONL seed tasks (an open binary file, or text lines); raise SeedFileError on the first problem."""
     tasks: list[SeedTask] = []
-    for number, raw in enumerate(lines, start=1):
-        if isinstance(raw, bytes):
+    try:
+        for number, obj in iter_json_lines(lines):
+            if len(tasks) == MAX_SEED_TASKS:
+                raise SeedFileError(f"more than {MAX_SEED_TASKS:,} tasks; a seed file holds a few hundred "
+                                    f"hand-written examples, not a dataset", line=number, source=source)
             try:
-                raw = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise SeedFileError(f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at position {exc.start + 1})",
-                                    line=number, source=source) from None
-        if number == 1:
-            raw = raw.removeprefix("\ufeff")  # editors on Windows like to start UTF-8 with a BOM
-        if not raw.strip():
-            continue
-        try:
-            obj = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise SeedFileError(f"not valid JSON ({exc.msg} at column {exc.colno})",
-                                line=number, source=source) from None
-        if len(tasks) == MAX_SEED_TASKS:
-            raise SeedFileError(f"more than {MAX_SEED_TASKS:,} tasks; a seed file holds a few hundred "
-                                f"hand-written examples, not a dataset", line=number, source=source)
-        try:
-            tasks.append(_task(obj, number))
-        except _FieldError as exc:
-            raise SeedFileError(exc.message, line=number, field=exc.field or None, source=source) from None
+                tasks.append(_task(obj, number))
+            except _FieldError as exc:
+                raise SeedFileError(exc.message, line=number, field=exc.field or None, source=source) from None
+    except JsonlLineError as exc:
+        raise SeedFileError(exc.message, line=exc.line, source=source) from None
     if not tasks:
         raise SeedFileError("no tasks (the file is empty or has only blank lines)", source=source)
     return tasks

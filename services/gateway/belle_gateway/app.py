@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 
 from belle_gateway.errors import error_body, install_error_handlers
 from belle_gateway.metrics import HTTP_LATENCY, HTTP_REQUESTS, make_registry
-from belle_gateway.routers import datasets, files, fine_tuning, health, jobs, models, secrets
+from belle_gateway.routers import datasets, evals, files, fine_tuning, health, jobs, models, secrets
 from belle_gateway.settings import GatewaySettings
 from belle_shared.artifacts import ArtifactStore
 from belle_shared.db.engine import make_engine, make_session_factory
@@ -73,4 +73,5 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(secrets.router)
     app.include_router(models.router)
     app.include_router(fine_tuning.router)
+    app.include_router(evals.router)
     return app

@@ -17,7 +17,7 @@ class GatewaySettings(Settings):
     port: int = Field(8000, description="Port the gateway listens on.")
     max_upload_bytes: int = Field(512 * 1024 * 1024, ge=1, description="Largest accepted upload.")
     enabled_job_types: Annotated[list[str], NoDecode] = Field(
-        default_factory=lambda: ["import", "datagen", "train"],
+        default_factory=lambda: ["import", "datagen", "train", "quantize", "eval"],
         description="Job types this deployment accepts (comma-separated in the environment). Others are "
         "refused with a 400 instead of waiting forever for a worker that is not deployed.",
     )

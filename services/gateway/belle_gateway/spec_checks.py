@@ -6,6 +6,7 @@ A registry keyed by job type; each check raises APIError naming the offending fi
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable
 
 from sqlalchemy import select
@@ -13,10 +14,11 @@ from sqlalchemy.orm import Session
 
 from belle_gateway.errors import APIError
 from belle_shared.artifacts import ArtifactStore
-from belle_shared.db.models import Dataset, File, ModelKind, Team
+from belle_shared.db.models import Dataset, File, Model, ModelKind, Team
+from belle_shared.eval_sets import EvalSetError, iter_eval_rows
 from belle_shared.formats import RowError, to_conversation
 from belle_shared.models import find_model
-from belle_shared.specs import PROMPT_PLACEHOLDERS, DatagenSpec, ImportSpec, JobSpec, TrainSpec
+from belle_shared.specs import PROMPT_PLACEHOLDERS, DatagenSpec, EvalSpec, ImportSpec, JobSpec, QuantizeSpec, TrainSpec
 
 SpecCheck = Callable[[Session, Team, JobSpec, ArtifactStore], None]
 SPEC_CHECKS: dict[str, list[SpecCheck]] = {}
@@ -146,3 +148,83 @@ def _train_references(session: Session, team: Team, spec: TrainSpec, store: Arti
         raise APIError(400, f"hyperparameters.max_length: {what} is longer than {model.name!r} can attend to "
                        f"({limit} positions); set it to at most {limit}", param="hyperparameters.max_length",
                        code="invalid_value")
+
+
+def _inherited_detail(session: Session, model: Model, key: str, depth: int = 8):
+    """A detail of the model or, when it lacks it (a fine-tuned model), of the model it came from."""
+    while model is not None and depth:
+        value = (model.details or {}).get(key)
+        if value is not None:
+            return value
+        model = session.get(Model, model.parent_model_id) if model.parent_model_id else None
+        depth -= 1
+    return None
+
+
+@spec_check("quantize")
+def _quantize_references(session: Session, team: Team, spec: QuantizeSpec, store: ArtifactStore) -> None:
+    model = find_model(session, team.id, spec.model_id)
+    if model is None:
+        raise APIError(400, f"model_id: no model {spec.model_id!r} (GET /v1/models lists them)",
+                       param="model_id", code="model_not_found")
+    details = model.details or {}
+    if model.kind == ModelKind.quantized or details.get("quantization_method"):
+        raise APIError(400, f"model_id: {model.name!r} is already quantized "
+                       f"({details.get('quantization_method') or 'gptq'}); quantize the model it was made from",
+                       param="model_id", code="model_already_quantized")
+    if spec.dataset_id is not None:
+        dataset = require_team_dataset(session, team, spec.dataset_id, "dataset_id")
+    elif model.dataset_id is not None:
+        dataset = session.get(Dataset, model.dataset_id)
+    else:
+        raise APIError(400, f"dataset_id: {model.name!r} was not trained on a recorded dataset; give a dataset "
+                       "for calibration", param="dataset_id", code="dataset_required")
+    needed = spec.calibration_samples + spec.eval_samples
+    if dataset is not None and dataset.rows < needed:
+        raise APIError(400, f"calibration_samples: dataset {dataset.name!r} has {dataset.rows} rows; this job needs "
+                       f"{spec.calibration_samples} for calibration plus {spec.eval_samples} held out (eval_samples)",
+                       param="calibration_samples", code="dataset_too_small")
+    widths = _inherited_detail(session, model, "linear_in_features")
+    if spec.group_size != -1 and widths:
+        bad = [width for width in widths if width % spec.group_size]
+        if bad:
+            fits = max(2**k for k in range(16) if all(w % 2**k == 0 for w in widths))
+            raise APIError(400, f"group_size: {spec.group_size} does not divide the input width "
+                           f"{', '.join(map(str, bad))} of {model.name!r}'s linear layers (widths: "
+                           f"{', '.join(map(str, widths))}); the largest power of two that fits is {fits}, or use -1",
+                           param="group_size", code="invalid_group_size")
+
+
+def check_eval_file(store: ArtifactStore, file: File, param: str) -> Counter[str]:
+    """Every row of an uploaded eval set must pass the row checks; returns its questions per class.
+
+    Eval sets are small (hundreds to a few thousand questions), so all of it is read: a typo in a
+    class name on the last line is a 400 now, not a failed job after the models have answered."""
+    classes: Counter[str] = Counter()
+    try:
+        with store.open(file.uri, "rb") as f:
+            for row in iter_eval_rows(f, source=param):
+                classes[row.cls] += 1
+    except EvalSetError as exc:
+        raise APIError(400, f"{param}: line {exc.line}: {exc.message}", param=param, code="invalid_eval_row") from None
+    if not classes:
+        raise APIError(400, f"{param}: file {file.filename!r} has no questions", param=param, code="empty_eval_set")
+    return classes
+
+
+@spec_check("eval")
+def _eval_references(session: Session, team: Team, spec: EvalSpec, store: ArtifactStore) -> None:
+    for index, ref in enumerate(spec.model_ids):
+        if find_model(session, team.id, ref) is None:
+            param = f"model_ids[{index}]"
+            raise APIError(400, f"{param}: no model {ref!r} (GET /v1/models lists them)", param=param,
+                           code="model_not_found")
+    if spec.eval_file_id is not None:
+        file = require_team_file(session, team, spec.eval_file_id, "eval_file_id", purposes=("eval",))
+        classes = check_eval_file(store, file, "eval_file_id")
+        # The class filter is canonical already (EvalSpec); a filter that keeps nothing is a mistake.
+        if spec.classes and not any(cls in classes for cls in spec.classes):
+            raise APIError(400, f"classes: eval file {file.filename!r} has no questions of class "
+                           f"{', '.join(map(repr, spec.classes))} (its classes: {', '.join(sorted(classes))})",
+                           param="classes", code="no_questions")
+    # A judge for modes judge and pairwise is EvalSpec's own rule (a 400 before these checks run).

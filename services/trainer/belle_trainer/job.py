@@ -16,9 +16,7 @@ import json
 import logging
 import os
 import shutil
-import signal
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -26,16 +24,17 @@ from typing import Any
 
 from sqlalchemy import select
 
-from belle_shared.db.models import Artifact, Dataset, File, Job, Model, Team
+from belle_shared.db.models import Artifact, Dataset, Job, Model, Team
 from belle_shared.errors import JobError
 from belle_shared.formats import RowError, to_conversation
 from belle_shared.models import find_model, fine_tuned_model_name
+from belle_shared.progress import PROGRESS_FILE
 from belle_shared.specs import TrainSpec
+from belle_shared.subprocess_run import run_followed, step_failed
 from belle_shared.worker import JobContext
 
 log = logging.getLogger(__name__)
 
-POLL_SECONDS = 0.5
 STEP_EVENT_EVERY_SECONDS = 1.0  # at most one step event per second (every step still lands in the log)
 
 
@@ -89,17 +88,14 @@ def _prepare_inputs(spec: TrainSpec, ctx: JobContext, run_dir: Path) -> dict[str
 
 
 def _materialize(ctx: JobContext, target: Path, *, dataset_id, file_id, param: str) -> Path:
-    with ctx.session_factory() as session:
-        if dataset_id is not None:
+    if dataset_id is not None:
+        with ctx.session_factory() as session:
             dataset = session.scalar(select(Dataset).where(Dataset.id == dataset_id, Dataset.team_id == ctx.team_id))
             if dataset is None:
                 raise JobError("dataset_not_found", f"no dataset with id {dataset_id}", param=param)
             uri, convert = dataset.artifact.uri, False
-        else:
-            file = session.scalar(select(File).where(File.id == file_id, File.team_id == ctx.team_id))
-            if file is None:
-                raise JobError("file_not_found", f"no file with id {file_id}", param=param)
-            uri, convert = file.uri, True
+    else:
+        uri, convert = ctx.team_file(file_id, param=param).uri, True
     tmp = target.with_suffix(".tmp")
     rows = dropped = 0
     with ctx.store.open(uri, "rb") as src, open(tmp, "w", encoding="utf-8") as out:
@@ -126,18 +122,10 @@ def _materialize(ctx: JobContext, target: Path, *, dataset_id, file_id, param: s
 
 def _local_model(ctx: JobContext, uri: str, cache: Path) -> Path:
     """A local folder of the model: the store's own path when local, else a cached download."""
-    local = ctx.store.local_path(uri)
-    if local is not None and os.path.isdir(local):
-        return Path(local)
-    if os.path.isdir(uri):  # a registered folder outside the store (e.g. a shared volume)
-        return Path(uri)
-    if not (cache / "config.json").exists():
-        ctx.event(f"downloading the base model from {uri}")
-        partial = cache.with_name(cache.name + ".partial")
-        shutil.rmtree(partial, ignore_errors=True)
-        ctx.store.get_dir(uri, partial)
-        os.replace(partial, cache)
-    return cache
+    folder, downloaded = ctx.store.local_folder(uri, cache)
+    if downloaded:
+        ctx.event(f"downloaded the base model from {uri}")
+    return Path(folder)
 
 
 def _restore_checkpoint(ctx: JobContext, run_dir: Path) -> None:
@@ -174,81 +162,27 @@ def _launch_and_follow(spec: TrainSpec, ctx: JobContext, run_dir: Path) -> dict[
     argv = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(spec.num_processes),
             "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
             "-m", "belle_trainer.train", "--config", str(run_dir / "run.json")]
-    progress = run_dir / "progress.jsonl"
-    progress.unlink(missing_ok=True)  # each attempt starts a fresh log; the checkpoints carry the state
     log_path = run_dir / "train.log"
-    with open(log_path, "ab") as log_file:
-        proc = subprocess.Popen(argv, cwd=run_dir, stdout=log_file, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
-    ctx.on_cancel(lambda: _kill_group(proc))
-    ctx.event(f"training started: {spec.method}, ZeRO-{spec.zero_stage}, {spec.num_processes} process(es)",
-              kind="status", pid=proc.pid)
-    follower = _ProgressFollower(progress, ctx, run_dir, spec)
-    try:
-        while proc.poll() is None:
-            follower.poll()
-            ctx.check_cancelled()
-            time.sleep(POLL_SECONDS)
-        follower.poll()
-    finally:
-        if proc.poll() is None:
-            _kill_group(proc)
-    ctx.check_cancelled()
-    if proc.returncode != 0 or follower.done is None:
-        message = follower.error or _tail(log_path)
-        raise JobError("training_failed", f"training exited with code {proc.returncode}: {message}",
-                       details={"log_tail": _tail(log_path, 4000)})
+    follower = _ProgressFollower(ctx, run_dir, spec)
+    returncode = run_followed(
+        argv, ctx, cwd=run_dir, progress_path=run_dir / PROGRESS_FILE, log_path=log_path, on_event=follower.handle,
+        start_message=f"training started: {spec.method}, ZeRO-{spec.zero_stage}, {spec.num_processes} process(es)")
+    if returncode != 0 or follower.done is None:
+        raise step_failed("training_failed", "training", returncode, log_path, follower.error)
     return follower.done
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
-    """SIGTERM the whole torchrun tree, then SIGKILL what is left after a few seconds."""
-    for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
-def _tail(path: Path, chars: int = 1500) -> str:
-    try:
-        return path.read_text(errors="replace")[-chars:]
-    except OSError:
-        return ""
-
-
 class _ProgressFollower:
-    """Reads new complete lines of progress.jsonl and acts on them."""
+    """Turns the lines of progress.jsonl into job events, checkpoint records and the final result."""
 
-    def __init__(self, path: Path, ctx: JobContext, run_dir: Path, spec: TrainSpec):
-        self.path = path
+    def __init__(self, ctx: JobContext, run_dir: Path, spec: TrainSpec):
         self.ctx = ctx
         self.run_dir = run_dir
         self.spec = spec
-        self.offset = 0
         self.done: dict[str, Any] | None = None
         self.error: str | None = None
         self.last_metrics: dict[str, Any] = {}
         self._last_step_event = 0.0
-
-    def poll(self) -> None:
-        if not self.path.exists():
-            return
-        with open(self.path, "rb") as f:
-            f.seek(self.offset)
-            data = f.read()
-        end = data.rfind(b"\n")
-        if end < 0:
-            return
-        self.offset += end + 1
-        for line in data[: end + 1].splitlines():
-            if line.strip():
-                self.handle(json.loads(line))
 
     def handle(self, record: dict[str, Any]) -> None:
         kind = record.get("event")
@@ -280,8 +214,15 @@ class _ProgressFollower:
     def _record_checkpoint(self, record: dict[str, Any]) -> None:
         step = record["step"]
         local = self.run_dir / record["path"]
-        stored = self.ctx.store.put_dir(local, f"teams/{self.ctx.team_id}/jobs/{self.ctx.job_id}/checkpoints/"
-                                               f"checkpoint-{step}")
+        try:
+            stored = self.ctx.store.put_dir(local, f"teams/{self.ctx.team_id}/jobs/{self.ctx.job_id}/checkpoints/"
+                                                   f"checkpoint-{step}")
+        except FileNotFoundError:
+            # The Trainer keeps only the newest checkpoints: on a fast run it can rotate this one away
+            # before the worker (polling every half second) uploads it. A newer one is on its way.
+            self.ctx.event(f"checkpoint at step {step} was replaced by a newer one before it was uploaded",
+                           kind="status", step=step)
+            return
         metrics = {k: v for k, v in self.last_metrics.items() if v is not None}
         with self.ctx.session_factory() as session, session.begin():
             session.add(Artifact(team_id=self.ctx.team_id, job_id=self.ctx.job_id, kind="checkpoint",

@@ -13,17 +13,17 @@ process that was killed between two events (a line is one `write` of a few hundr
      "trained_tokens"}
     {"event": "error", "message"}
 
-Standard library only: the worker and tests import it without torch.
+Standard library only: the worker and tests import it without torch. The writer and reader are
+`belle_shared.progress`'s; this module holds the training contract.
 """
 
 from __future__ import annotations
 
-import json
-import math
 from pathlib import Path
-from typing import Any
 
-PROGRESS_FILE = "progress.jsonl"
+from belle_shared.progress import PROGRESS_FILE, ProgressWriter as _Writer, read_events
+
+__all__ = ["EVENT_FIELDS", "PROGRESS_FILE", "ProgressWriter", "read_events"]
 
 # The fields of each event, in the contract's order; `write` refuses an event that lacks one.
 EVENT_FIELDS: dict[str, tuple[str, ...]] = {
@@ -37,41 +37,9 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
 }
 
 
-def _json_value(value: Any) -> Any:
-    # JSON has no NaN or infinity (a diverged loss): null keeps every line parseable by strict readers.
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
-
-class ProgressWriter:
-    """Appends events to `path`; a writer with `enabled=False` (ranks other than 0) writes nothing."""
+class ProgressWriter(_Writer):
+    """A writer of the training contract: ``ProgressWriter(path, enabled=rank == 0)``."""
 
     def __init__(self, path: str | Path, *, enabled: bool = True):
-        self.path = Path(path)
-        self.enabled = enabled
-
-    def write(self, event: str, **fields: Any) -> dict[str, Any]:
-        """Append one event and return it. Every field of the contract must be given (None allowed)."""
-        expected = EVENT_FIELDS.get(event)
-        if expected is None:
-            raise ValueError(f"unknown progress event {event!r}")
-        missing = [name for name in expected if name not in fields]
-        if missing:
-            raise ValueError(f"{event} event without {missing}")
-        record = {"event": event, **{name: _json_value(value) for name, value in fields.items()}}
-        if self.enabled:
-            line = json.dumps(record, ensure_ascii=False) + "\n"
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a", encoding="utf-8") as handle:
-                handle.write(line)
-                handle.flush()
-        return record
-
-
-def read_events(path: str | Path) -> list[dict[str, Any]]:
-    """All events of a progress file (a missing file has none)."""
-    path = Path(path)
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        super().__init__(path, event_fields=EVENT_FIELDS, enabled=enabled)

@@ -7,7 +7,7 @@ import enum
 import uuid
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, Uuid
+from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, Uuid
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from belle_shared.db.types import JSONType, UTCDateTime, utcnow
@@ -221,4 +221,27 @@ class EvalResult(Base):
     score: Mapped[float | None]
     count: Mapped[int] = mapped_column(Integer)
     details: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Judgment(Base):
+    """An LLM judge's reply to one rendered prompt, cached so that re-running an evaluation costs nothing.
+
+    ``key`` is the sha256 of (judge base URL, judge model, prompt); the prompt holds the class's
+    judge prompt, the question, the reference and the answer, so that is the whole key. Only replies
+    that arrived are stored; one that did not parse is stored too (``parsed`` false): it was paid for,
+    and asking again at temperature 0 would get the same reply."""
+
+    __tablename__ = "judgments"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # "score" (single-answer grading) or "pairwise"; a pairwise row has no score.
+    kind: Mapped[str] = mapped_column(String(16))
+    judge_model: Mapped[str] = mapped_column(String(255))
+    base_url: Mapped[str] = mapped_column(Text)
+    reply: Mapped[str] = mapped_column(Text)
+    score: Mapped[float | None] = mapped_column(Float)
+    parsed: Mapped[bool] = mapped_column(Boolean)
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

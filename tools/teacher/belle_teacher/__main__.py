@@ -3,6 +3,7 @@
     python -m belle_teacher --port 8100                  # or: belle-teacher ... / belle teacher ...
     python -m belle_teacher --port 0 --seed 1            # any free port; prints the URL it listens on
     python -m belle_teacher --latency 0.5 --error-rate 0.2 --api-key sk-test
+    python -m belle_teacher --position-bias first        # a pairwise judge that always prefers answer A
 
 Then point any OpenAI client at it:
 
@@ -18,6 +19,7 @@ import argparse
 from typing import Sequence
 
 from belle_teacher.options import TeacherOptions
+from belle_teacher.replies import POSITION_BIASES
 
 
 def parse_args(argv: Sequence[str] | None = None) -> TeacherOptions:
@@ -34,6 +36,9 @@ def parse_args(argv: Sequence[str] | None = None) -> TeacherOptions:
     parser.add_argument("--noise", type=float, default=defaults.noise,
                         help="share of self-instruct blocks made deliberately bad (default %(default)s)")
     parser.add_argument("--seed", type=int, default=None, help="seed of the random choices")
+    parser.add_argument("--position-bias", choices=POSITION_BIASES, default=defaults.position_bias,
+                        help="pairwise judging: 'first' always prefers answer A, a deliberately biased judge "
+                             "for testing order swapping (default %(default)s)")
     args = parser.parse_args(argv)
     try:
         return TeacherOptions(**vars(args))

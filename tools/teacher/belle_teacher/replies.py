@@ -1,14 +1,17 @@
 """What the teacher says: recognise the kind of prompt and write the reply text.
 
-Four kinds of prompt, tried in this order (formats: docs of the self-instruct, dialogue and judge
-templates, shared with the data-generation service):
+Five kinds of prompt, tried in this order (formats: docs of the self-instruct, dialogue and judge
+templates, shared with the data-generation service, and the evaluator's `data/pairwise_prompt.txt`):
 
 a) self-instruct: numbered `N. 指令:` / `N. Instruction:` blocks -> new tasks of the family as blocks
    N..M (M from `{num_tasks}个` / `{num_tasks} tasks`, default 10); a `noise` share of them bad;
-b) judge: `问题:` / `标准回答:` / `模型回答:` (or Question / Reference answer / Model answer) ->
+b) pairwise judge: `问题:` / `标准回答:` / `回答A:` / `回答B:` (or Question / Reference answer /
+   Answer A / Answer B) -> a one-line reason and `[[A]]`, `[[B]]` or `[[C]]` (a tie), FastChat's
+   verdict format; with `position_bias="first"` always `[[A]]`;
+c) judge: `问题:` / `标准回答:` / `模型回答:` (or Question / Reference answer / Model answer) ->
    `得分: 1|0` (`Score: ...`) and a one-line reason;
-c) dialogue: `{turns}轮` / `{turns} turns` with Human/Assistant labels -> a dialogue of family tasks;
-d) anything else: an instruction (optional input on later lines) answered by `tasks.solve`, or a
+d) dialogue: `{turns}轮` / `{turns} turns` with Human/Assistant labels -> a dialogue of family tasks;
+e) anything else: an instruction (optional input on later lines) answered by `tasks.solve`, or a
    fixed, polite generic answer.
 """
 
@@ -17,7 +20,7 @@ from __future__ import annotations
 import random
 import re
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Literal
 
 from belle_teacher import tasks
 from belle_teacher.noise import bad_task
@@ -29,6 +32,10 @@ GENERIC = {
     "zh": "抱歉，这个问题我没法给出确切的回答。请换一种问法，或者补充更多信息。",
     "en": "Sorry, I cannot give a precise answer to that. Please rephrase the question or add more details.",
 }
+# How the pairwise judge treats the order of the answers: "none" judges them on their merits;
+# "first" always prefers answer A, a deliberately biased judge for testing order swapping.
+PositionBias = Literal["none", "first"]
+POSITION_BIASES: tuple[str, ...] = ("none", "first")
 DEFAULT_NUM_TASKS = 10
 MAX_BLOCKS = 100
 MAX_TURNS = 20
@@ -167,17 +174,107 @@ def _cut_at_rubric(answer: str) -> str:
     return answer
 
 
+_HOW = {
+    True: {"zh": "按题目重新计算后核对", "en": "checked by recomputing the task"},
+    False: {"zh": "与标准回答逐字比对", "en": "compared with the reference answer exactly"},
+}
+
+
+def _is_correct(question: str, answer: str, reference: str) -> tuple[bool, bool]:
+    """(whether `answer` is right, whether that was decided by recomputing a family task); a question
+    outside the family falls back to comparing with the reference after `tasks.normalize_answer`."""
+    verdict = tasks.check(question, answer)
+    if verdict is not None:
+        return verdict, True
+    return tasks.normalize_answer(answer) == tasks.normalize_answer(reference), False
+
+
 def judge_reply(prompt: JudgePrompt) -> str:
-    verdict = tasks.check(prompt.question, prompt.answer)
-    if verdict is None:
-        verdict = tasks.normalize_answer(prompt.answer) == tasks.normalize_answer(prompt.reference)
-        how = {"zh": "与标准回答逐字比对", "en": "compared with the reference answer exactly"}[prompt.language]
-    else:
-        how = {"zh": "按题目重新计算后核对", "en": "checked by recomputing the task"}[prompt.language]
+    verdict, recomputed = _is_correct(prompt.question, prompt.answer, prompt.reference)
+    how = _HOW[recomputed][prompt.language]
     score = 1 if verdict else 0
     if prompt.language == "zh":
         return f"得分: {score}\n理由: {how}，模型回答{'正确' if verdict else '不正确'}。"
     return f"Score: {score}\nReason: {how}, the model answer is {'correct' if verdict else 'wrong'}."
+
+
+# ------------------------------------------------------------------------------ pairwise judge
+
+_PAIRWISE_LABELS = {
+    "zh": {"question": "问题", "reference": "标准回答", "a": "回答A", "b": "回答B"},
+    "en": {"question": "Question", "reference": "Reference answer", "a": "Answer A", "b": "Answer B"},
+}
+# The rubric's closing request for the verdict: where answer B ends.
+_VERDICT_REQUEST = re.compile(r"\[\[\s*(?:A|B|C|tie)\s*\]\]", re.IGNORECASE)
+
+
+@dataclass
+class PairwisePrompt:
+    language: str
+    question: str
+    reference: str
+    answer_a: str
+    answer_b: str
+
+
+def parse_pairwise(text: str) -> PairwisePrompt | None:
+    """The four sections at line starts, in order: question, reference, answer A, answer B (the last
+    such sequence, so a rubric that quotes an example first does not win); None if any is missing."""
+    for language, names in _PAIRWISE_LABELS.items():
+        label = re.compile(rf"^[ \t]*({'|'.join(names.values())})[ \t]*[:：]", re.MULTILINE | re.IGNORECASE)
+        kind_of = {value.lower(): key for key, value in names.items()}
+        marks = [(kind_of[m.group(1).lower()], m) for m in label.finditer(text)]
+        found: dict[str, int] = {}
+        limit = len(marks)
+        # From answer B backwards: each section is the last of its kind before the next one.
+        for kind in ("b", "a", "reference", "question"):
+            hits = [i for i, (k, _) in enumerate(marks[:limit]) if k == kind]
+            if not hits:
+                break
+            found[kind] = limit = hits[-1]
+        else:
+            starts = [m for _, m in marks]
+            question, reference, a, b = (_section(text, starts, found[k]) for k in ("question", "reference", "a", "b"))
+            return PairwisePrompt(language, question, reference, a, _cut_at_verdict_request(b))
+    return None
+
+
+def _section(text: str, marks: list[re.Match], position: int) -> str:
+    """The text after label `position`, up to the next label (or the end)."""
+    end = marks[position + 1].start() if position + 1 < len(marks) else len(text)
+    return text[marks[position].end():end].strip()
+
+
+def _cut_at_verdict_request(answer: str) -> str:
+    """Answer B without the rubric's closing lines (the ones asking for [[A]] / [[B]] / [[C]])."""
+    lines = answer.split("\n")
+    for index, line in enumerate(lines):
+        if index and _VERDICT_REQUEST.search(line):
+            return "\n".join(lines[:index]).strip()
+    return answer
+
+
+def pairwise_reply(prompt: PairwisePrompt, *, position_bias: PositionBias = "none") -> str:
+    """A reason line, then the verdict: the one correct answer wins; both or neither correct is a
+    tie ([[C]]). With `position_bias="first"` the verdict is always [[A]], whatever the answers."""
+    if position_bias not in POSITION_BIASES:
+        raise ValueError(f"position_bias must be one of {POSITION_BIASES}, not {position_bias!r}")
+    zh = prompt.language == "zh"
+    if position_bias == "first":
+        return ("回答A更好。" if zh else "Answer A is better.") + "\n[[A]]"
+    a_ok, recomputed = _is_correct(prompt.question, prompt.answer_a, prompt.reference)
+    b_ok, _ = _is_correct(prompt.question, prompt.answer_b, prompt.reference)
+    verdict = "C" if a_ok == b_ok else ("A" if a_ok else "B")
+    how = _HOW[recomputed][prompt.language]
+    if zh:
+        reason = f"{how}：回答A{'正确' if a_ok else '不正确'}，回答B{'正确' if b_ok else '不正确'}。"
+    else:
+        reason = f"{_cap(how)}: answer A is {'correct' if a_ok else 'wrong'}, answer B is {'correct' if b_ok else 'wrong'}."
+    return f"{reason}\n[[{verdict}]]"
+
+
+def _cap(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 # ----------------------------------------------------------------------------------- dialogue
@@ -223,11 +320,15 @@ def instruction_reply(text: str) -> str:
 Replier = Callable[[random.Random, float, bool], str]
 
 
-def special_reply(text: str) -> Replier | None:
-    """A replier for a self-instruct, judge or dialogue prompt; None for a plain instruction."""
+def special_reply(text: str, *, position_bias: PositionBias = "none") -> Replier | None:
+    """A replier for a self-instruct, pairwise judge, judge or dialogue prompt; None for a plain
+    instruction. Pairwise comes before judge: its layout is the more specific of the two."""
     si = parse_self_instruct(text)
     if si is not None:
         return lambda rng, noise, completion: self_instruct_reply(si, rng, noise=noise, completion=completion)
+    pairwise = parse_pairwise(text)
+    if pairwise is not None:
+        return lambda rng, noise, completion: pairwise_reply(pairwise, position_bias=position_bias)
     judge = parse_judge(text)
     if judge is not None:
         return lambda rng, noise, completion: judge_reply(judge)
@@ -237,11 +338,12 @@ def special_reply(text: str) -> Replier | None:
     return None
 
 
-def reply(texts: list[str], instruction: str, rng: random.Random, *, noise: float, completion: bool) -> str:
+def reply(texts: list[str], instruction: str, rng: random.Random, *, noise: float, completion: bool,
+          position_bias: PositionBias = "none") -> str:
     """The reply to a request: the first of `texts` that is a special prompt decides, else
     `instruction` is answered as a task."""
     for text in texts:
-        replier = special_reply(text)
+        replier = special_reply(text, position_bias=position_bias)
         if replier is not None:
             return replier(rng, noise, completion)
     return instruction_reply(instruction)

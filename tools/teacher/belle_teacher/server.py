@@ -55,7 +55,8 @@ class Teacher:
             raise P.rate_limited() if self._injected % 2 else P.overloaded()
 
     def answer(self, texts: list[str], instruction: str, *, completion: bool, max_tokens: int | None) -> tuple[str, str]:
-        text = reply(texts, instruction, self.rng, noise=self.options.noise, completion=completion)
+        text = reply(texts, instruction, self.rng, noise=self.options.noise, completion=completion,
+                     position_bias=self.options.position_bias)
         text, cut = truncate(text, max_tokens)
         return text, "length" if cut else "stop"
 

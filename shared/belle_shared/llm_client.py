@@ -1,11 +1,17 @@
-"""Talking to an OpenAI-compatible teacher: one request at a time, done right.
+"""Talking to an OpenAI-compatible endpoint (a datagen teacher, an eval judge): one request at a
+time, done right.
 
 ``TeacherClient.complete(prompt)`` sends one prompt through the real ``openai`` async client (chat or
 completion API), waits for a requests-per-minute slot, retries rate limits (429), server errors,
 timeouts and dropped connections with exponential backoff (honouring ``Retry-After``), and turns the
 errors a retry cannot fix (wrong key, unknown model, a request the endpoint refuses) into a
-``JobError`` that names the teacher field to correct. Concurrency is the caller's business: many
+``JobError`` that names the spec field to correct. Concurrency is the caller's business: many
 ``complete`` calls may be awaited at once.
+
+``field`` is the name of the spec field that holds the endpoint (``"teacher"`` in a datagen spec,
+``"judge"`` in an eval spec): errors say ``judge.model`` / code ``judge_model_not_found`` for a judge.
+Where the endpoint sits in a list (``candidate_endpoints[1]``), ``param_prefix`` names that element
+for the errors' ``param`` while codes and wording keep ``field``.
 
 The API key comes from the caller (resolved from a server-side secret); it is handed to the
 ``openai`` client and never logged, stored or put in an error message.
@@ -77,8 +83,11 @@ def _describe(exc: openai.APIStatusError) -> str:
 
 class TeacherClient:
     def __init__(self, endpoint: TeacherEndpoint, *, api_key: str | None, temperature: float, top_p: float,
-                 max_tokens: int, requests_per_minute: int | None = None, backoff_base: float = 1.0):
+                 max_tokens: int, requests_per_minute: int | None = None, backoff_base: float = 1.0,
+                 field: str = "teacher", param_prefix: str | None = None):
         self.endpoint = endpoint
+        self.field = field  # the spec field errors name (error-code prefix, wording, param prefix)
+        self.param_prefix = param_prefix or field
         self.temperature = temperature
         self.top_p = top_p
         self.max_tokens = max_tokens
@@ -116,9 +125,9 @@ class TeacherClient:
             attempt += 1
             if attempt > min(self.endpoint.max_retries, 3):
                 raise JobError(
-                    "teacher_unreachable",
-                    f"the teacher at {self.endpoint.base_url} did not answer ({type(error).__name__}: {error})",
-                    param="teacher.base_url",
+                    f"{self.field}_unreachable",
+                    f"the {self.field} at {self.endpoint.base_url} did not answer ({type(error).__name__}: {error})",
+                    param=f"{self.param_prefix}.base_url",
                 )
             await asyncio.sleep(self.backoff_base * 2 ** (attempt - 1))
 
@@ -145,9 +154,9 @@ class TeacherClient:
             if attempt > self.endpoint.max_retries:
                 # The job as a whole is retried later and resumes from its checkpoint.
                 raise RetryableJobError(
-                    "teacher_unavailable",
-                    f"the teacher kept failing ({kind}) after {self.endpoint.max_retries} retries: {error}",
-                    param="teacher.base_url",
+                    f"{self.field}_unavailable",
+                    f"the {self.field} kept failing ({kind}) after {self.endpoint.max_retries} retries: {error}",
+                    param=f"{self.param_prefix}.base_url",
                 )
             self.counters.retries += 1
             backoff = min(MAX_BACKOFF_SECONDS, self.backoff_base * 2 ** (attempt - 1))
@@ -177,19 +186,20 @@ class TeacherClient:
     def _fatal(self, exc: openai.APIStatusError) -> JobError:
         """An error no retry fixes, phrased around the field the user must change."""
         detail = _describe(exc)
+        name, prefix = self.field, self.param_prefix
         if isinstance(exc, openai.AuthenticationError):
             secret = self.endpoint.api_key_secret
-            where = f"the key in secret {secret!r}" if secret else "no API key (teacher.api_key_secret is unset)"
-            return JobError("teacher_unauthorized", f"the teacher refused {where}: {detail}",
-                            param="teacher.api_key_secret")
+            where = f"the key in secret {secret!r}" if secret else f"no API key ({prefix}.api_key_secret is unset)"
+            return JobError(f"{name}_unauthorized", f"the {name} refused {where}: {detail}",
+                            param=f"{prefix}.api_key_secret")
         if isinstance(exc, openai.PermissionDeniedError):
-            return JobError("teacher_forbidden", f"the teacher's key may not use this model: {detail}",
-                            param="teacher.api_key_secret")
+            return JobError(f"{name}_forbidden", f"the {name}'s key may not use this model: {detail}",
+                            param=f"{prefix}.api_key_secret")
         if isinstance(exc, openai.NotFoundError):
-            return JobError("teacher_model_not_found",
-                            f"the teacher does not serve model {self.endpoint.model!r} at "
-                            f"{self.endpoint.base_url}: {detail}", param="teacher.model")
-        return JobError("teacher_bad_request", f"the teacher refused the request: {detail}", param="teacher")
+            return JobError(f"{name}_model_not_found",
+                            f"the {name} does not serve model {self.endpoint.model!r} at "
+                            f"{self.endpoint.base_url}: {detail}", param=f"{prefix}.model")
+        return JobError(f"{name}_bad_request", f"the {name} refused the request: {detail}", param=prefix)
 
 
 def _retry_after(exc: openai.APIStatusError) -> float | None:
