@@ -19,6 +19,7 @@ from typing import Any, Callable, Sequence
 from belle_shared.errors import JobError
 from belle_shared.progress import ProgressTail
 from belle_shared.worker import JobContext
+from belle_shared.worker_watch import WORKER_PID_ENV
 
 POLL_SECONDS = 0.5
 
@@ -61,9 +62,11 @@ def run_followed(
     `start_message` becomes a status event carrying the child's pid once it runs.
 
     A cancelled job kills the process group and raises JobCancelled; the caller decides what a
-    non-zero exit code means (the log's tail, ``tail(log_path)``, usually says why).
+    non-zero exit code means (the log's tail, ``tail(log_path)``, usually says why). The child learns
+    this worker's pid (``BELLE_WORKER_PID``) so that it can die with it (see `worker_watch`).
     """
     progress_path.unlink(missing_ok=True)  # each attempt starts a fresh log
+    env = {**(os.environ if env is None else env), WORKER_PID_ENV: str(os.getpid())}
     with open(log_path, "ab") as log_file:
         proc = subprocess.Popen(list(argv), cwd=cwd, stdout=log_file, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True, env=env)

@@ -47,6 +47,7 @@ from belle_evaluator.answer_config import (
     write_answers,
 )
 from belle_shared.progress import ProgressWriter
+from belle_shared.worker_watch import exit_with_worker
 
 log = logging.getLogger("belle_evaluator.generate")
 
@@ -240,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", required=True, type=Path, help="the run folder's answers.json")
     options = parser.parse_args(argv)
 
+    exit_with_worker()
     _stdout_to_stderr()
     logging.basicConfig(stream=sys.stderr, level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -19,6 +19,8 @@ import resource
 import time
 from pathlib import Path
 
+from belle_shared.worker_watch import exit_with_worker
+
 GENERATE_TOKENS = 32
 
 
@@ -85,6 +87,7 @@ def main() -> None:
     parser.add_argument("--samples", required=True, type=Path)
     parser.add_argument("--out", required=True, type=Path)
     args = parser.parse_args()
+    exit_with_worker()
     result = probe(args.model, json.loads(args.samples.read_text()))
     args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False))
 

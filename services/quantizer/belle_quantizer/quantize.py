@@ -32,6 +32,7 @@ from typing import Any
 
 from belle_shared.formats import to_messages
 from belle_shared.progress import PROGRESS_FILE, ProgressWriter
+from belle_shared.worker_watch import exit_with_worker
 from belle_quantizer.measure import (
     folder_bytes,
     fp16_linear_bytes,
@@ -299,6 +300,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True, type=Path)
     args = parser.parse_args()
+    exit_with_worker()
     run = load_run(args.config)
     progress = ProgressWriter(run.work_dir / PROGRESS_FILE, event_fields=EVENT_FIELDS)
     try:

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from belle_shared.worker_watch import exit_with_worker
 from belle_trainer.errors import RunError
 from belle_trainer.progress import PROGRESS_FILE, ProgressWriter
 
@@ -315,6 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     options = parser.parse_args(argv)
 
     _die_with_launcher()
+    exit_with_worker()
     _stdout_to_stderr()
     _single_process_env()
     rank, world_size = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
