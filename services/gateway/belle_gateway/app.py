@@ -14,7 +14,8 @@ from fastapi.responses import JSONResponse
 
 from belle_gateway.errors import error_body, install_error_handlers
 from belle_gateway.metrics import HTTP_LATENCY, HTTP_REQUESTS, make_registry
-from belle_gateway.routers import datasets, evals, files, fine_tuning, health, jobs, models, secrets
+from belle_gateway.routers import chat, datasets, evals, files, fine_tuning, health, jobs, models, secrets
+from belle_gateway.serving.service import ChatService
 from belle_gateway.settings import GatewaySettings
 from belle_shared.artifacts import ArtifactStore
 from belle_shared.db.engine import make_engine, make_session_factory
@@ -37,6 +38,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         try:
             yield
         finally:
+            await app.state.chat.close()
             if sweeper:
                 sweeper.stop()
             engine.dispose()
@@ -46,6 +48,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.state.session_factory = session_factory
     app.state.celery = celery
     app.state.store = ArtifactStore(settings.resolved_artifact_root)
+    app.state.chat = ChatService(settings, app.state.store)  # loads nothing until the first chat request
     app.state.metrics_registry = make_registry(session_factory)
 
     install_error_handlers(app)
@@ -74,4 +77,5 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(models.router)
     app.include_router(fine_tuning.router)
     app.include_router(evals.router)
+    app.include_router(chat.router)
     return app

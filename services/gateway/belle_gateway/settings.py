@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import NoDecode
 
 from belle_shared.settings import Settings
 from belle_shared.specs import JOB_TYPES
+
+
+class ProxyRoute(BaseModel):
+    """Where chat for one model goes instead of the in-process engine (vLLM or any OpenAI server)."""
+
+    model_config = ConfigDict(extra="forbid")
+    url: str = Field(description="Base URL of the OpenAI-compatible API, e.g. http://vllm:8000/v1.")
+    model: str | None = Field(None, description="The model name the upstream server knows (default: the same).")
+    api_key: str | None = Field(None, description="Bearer key the upstream server wants, if any.")
+    timeout: float = Field(600.0, gt=0, description="Seconds to wait for the upstream server.")
 
 
 class GatewaySettings(Settings):
@@ -28,6 +38,23 @@ class GatewaySettings(Settings):
         description="Folders a team may register base models from (`POST /v1/models`), comma-separated in "
         "the environment. Unset: <data_dir>/models. A team may also register a folder of its own in the "
         "artifact store.",
+    )
+
+    chat_engine: Literal["batched", "sequential", "off"] = Field(
+        "batched", description="The in-process chat engine: `batched` (requests join and leave a running "
+        "batch), `sequential` (one request at a time with transformers' generate: the reference), or `off` "
+        "(no local models: chat only through proxy routes; the gateway image without torch).",
+    )
+    chat_max_resident_models: int = Field(2, ge=1, description="Models kept loaded at once; the least "
+                                          "recently used idle one is unloaded to make room.")
+    chat_max_batch_size: int = Field(16, ge=1, description="Most requests decoded together per model.")
+    chat_default_max_tokens: int = Field(512, ge=1, description="Reply length when a request sets no max_tokens "
+                                         "(never more than the model's context leaves).")
+    chat_proxy_routes: dict[str, ProxyRoute] = Field(
+        default_factory=dict,
+        description='Models served by another OpenAI-compatible server, as JSON: {"MODEL": {"url": '
+        '"http://vllm:8000/v1", "model": "UPSTREAM-NAME"}}. The key is a registered model name, or "*" for every '
+        "model without a route of its own. The gateway still checks the key and the team's access first.",
     )
 
     @field_validator("model_roots", mode="before")

@@ -1,0 +1,447 @@
+"""The in-process engine: a model folder loaded with transformers, and requests decoded together.
+
+`BatchEngine` keeps one running batch per loaded model. Its thread loops: admit waiting requests
+(each prompt is prefilled on its own, exactly as a single `generate` call would), then run one
+decoding step for every request in the batch at once, then drop the requests that finished or whose
+client went away. Requests of different lengths share the batch through left padding of the KV cache:
+padded positions are masked, so they add exactly zero to attention, and each row keeps its own
+position ids. Greedy outputs are therefore those of one-at-a-time generation, up to floating-point
+ties between two logits (a batched matrix product may round differently from a single-row one).
+
+`SequentialEngine` serves one request at a time with `model.generate`: the reference the batching
+engine is checked against, and the baseline of `bench/serve.py`.
+
+Imported only when the first model is loaded: this module imports torch.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence as Seq
+
+import torch
+import torch.nn.functional as F
+
+from belle_gateway.serving.output import ReplyText
+
+log = logging.getLogger(__name__)
+
+# Tokenizers without a real limit report this huge number (transformers' VERY_LARGE_INTEGER).
+_NO_LIMIT = 1_000_000_000
+
+Emit = Callable[[dict[str, Any]], None]
+
+
+class EngineInputError(ValueError):
+    """A request this model cannot serve (no chat template, a message the template refuses)."""
+
+
+@dataclass
+class SamplingOptions:
+    max_tokens: int
+    temperature: float = 1.0
+    top_p: float = 1.0
+    seed: int | None = None
+    stops: Seq[str] = ()
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0
+
+
+class LoadedModel:
+    """A tokenizer and a model from a local Hugging Face folder (full, merged LoRA or GPTQ)."""
+
+    def __init__(self, folder: str | Path):
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.folder = Path(folder)
+        self.tokenizer = AutoTokenizer.from_pretrained(self.folder)
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        # CPUs are slow or unsupported in float16: there everything runs in float32 (GPTQ layers keep
+        # their packed weights); on a GPU the weights keep the dtype they were saved in.
+        dtype: Any = "auto" if self.device == "cuda" else torch.float32
+        self.model = AutoModelForCausalLM.from_pretrained(self.folder, dtype=dtype, device_map=self.device)
+        self.model.eval()
+        self.eos_ids = self._eos_ids()
+        self.pad_id = next(v for v in (self.tokenizer.pad_token_id, *self.eos_ids, 0) if v is not None)
+        self.context_length = self._context_length()
+        self.takes_position_ids = "position_ids" in inspect.signature(self.model.forward).parameters
+
+    @property
+    def has_chat_template(self) -> bool:
+        return bool(getattr(self.tokenizer, "chat_template", None))
+
+    def render(self, messages: list[dict[str, str]]) -> list[int]:
+        """The prompt's token ids: the conversation through the model's own chat template."""
+        if not self.has_chat_template:
+            raise EngineInputError("this model has no chat template (tokenizer_config.json 'chat_template' or "
+                                   "chat_template.jinja), so its conversations cannot be rendered")
+        try:
+            text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        except Exception as exc:  # a template's own raise_exception(): e.g. roles out of order
+            raise EngineInputError(f"the model's chat template refused the messages: {exc}") from None
+        # The template writes the special tokens it wants as text; adding the tokenizer's own would double them.
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def decode(self, ids: Seq[int]) -> str:
+        return self.tokenizer.decode(list(ids), skip_special_tokens=True)
+
+    def _eos_ids(self) -> list[int]:
+        ids: list[int] = []
+        for value in (self.tokenizer.eos_token_id, getattr(self.model.generation_config, "eos_token_id", None)):
+            for token in value if isinstance(value, (list, tuple)) else [value]:
+                if isinstance(token, int) and token not in ids:
+                    ids.append(token)
+        return ids
+
+    def _context_length(self) -> int | None:
+        for name in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
+            value = getattr(self.model.config, name, None)
+            if isinstance(value, int) and value > 0:
+                return value
+        limit = getattr(self.tokenizer, "model_max_length", None)
+        if isinstance(limit, int) and 0 < limit < _NO_LIMIT:
+            return limit
+        return None  # BLOOM's ALiBi has no fixed limit
+
+
+class Sequence:
+    """One choice of one request: its prompt, options, the reply so far and where its events go.
+
+    Events (plain dicts, handed to `emit` from the engine's thread):
+    ``{"type": "text", "text": ...}``, ``{"type": "done", "finish_reason", "completion_tokens"}``,
+    ``{"type": "error", "message": ...}``. `cancel()` may be called from any thread."""
+
+    def __init__(self, prompt_ids: list[int], options: SamplingOptions, emit: Emit, decode: Callable):
+        self.prompt_ids = prompt_ids
+        self.options = options
+        self.emit = emit
+        self.reply = ReplyText(decode, options.stops)
+        self.cancelled = False
+        self.finished = False
+        self.generator: torch.Generator | None = None
+        if not options.greedy:
+            self.generator = torch.Generator()
+            if options.seed is not None:
+                self.generator.manual_seed(options.seed)
+            else:
+                self.generator.seed()
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+    @property
+    def done(self) -> bool:
+        return self.finished or self.cancelled
+
+    def push(self, token: int, eos_ids: Seq[int]) -> bool:
+        """Take one generated token; True when the sequence has finished."""
+        if token in eos_ids:
+            self.reply.ids.append(token)
+            return self._finish("stop")
+        text = self.reply.add(token)
+        if text:
+            self.emit({"type": "text", "text": text})
+        if self.reply.stopped:
+            return self._finish("stop")
+        if len(self.reply.ids) >= self.options.max_tokens:
+            return self._finish("length")
+        return False
+
+    def fail(self, message: str) -> None:
+        if not self.finished:
+            self.finished = True
+            self.emit({"type": "error", "message": message})
+
+    def _finish(self, reason: str) -> bool:
+        tail = self.reply.finish()
+        if tail:
+            self.emit({"type": "text", "text": tail})
+        self.finished = True
+        self.emit({"type": "done", "finish_reason": reason, "completion_tokens": len(self.reply.ids)})
+        return True
+
+
+def pick_token(logits: torch.Tensor, seq: Sequence) -> int:
+    """The next token of one row: argmax when greedy, else temperature + top-p sampling."""
+    options = seq.options
+    if options.greedy:
+        return int(torch.argmax(logits))
+    probs = torch.softmax(logits.float() / options.temperature, dim=-1)
+    if options.top_p < 1.0:
+        sorted_probs, order = torch.sort(probs, descending=True)
+        # Keep a token while the mass before it is below top_p (the first token is always kept).
+        keep = (torch.cumsum(sorted_probs, dim=-1) - sorted_probs) < options.top_p
+        sorted_probs = torch.where(keep, sorted_probs, torch.zeros_like(sorted_probs))
+        probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
+    return int(torch.multinomial(probs, 1, generator=seq.generator))
+
+
+class _EngineThread:
+    """What both engines share: a waiting queue, a worker thread, stop and busy."""
+
+    def __init__(self, loaded: LoadedModel, name: str):
+        self.loaded = loaded
+        self._waiting: deque[Sequence] = deque()
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, seq: Sequence) -> None:
+        with self._cond:
+            if self._stopping:
+                raise RuntimeError("engine stopped")
+            self._waiting.append(seq)
+            self._cond.notify()
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._waiting) or self.active_count > 0
+
+    @property
+    def active_count(self) -> int:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+        self._thread.join(timeout=30)
+
+    def _take(self, limit: int) -> list[Sequence] | None:
+        """Wait for work; the sequences to admit (up to `limit`), or None when stopping."""
+        with self._cond:
+            while not self._stopping and not self._waiting and self.active_count == 0:
+                self._cond.wait()
+            if self._stopping:
+                for seq in self._waiting:
+                    seq.fail("the model was unloaded")
+                self._waiting.clear()
+                return None
+            taken = []
+            while self._waiting and len(taken) < limit:
+                taken.append(self._waiting.popleft())
+            return taken
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
+class BatchEngine(_EngineThread):
+    """Continuous batching over a left-padded KV cache (see the module docstring)."""
+
+    def __init__(self, loaded: LoadedModel, *, max_batch_size: int = 16):
+        self.max_batch_size = max_batch_size
+        self._active: list[Sequence] = []
+        self._cache: Any = None  # transformers DynamicCache with one row per active sequence
+        self._mask: torch.Tensor | None = None  # [rows, cached positions + 0]: 1 real, 0 padding
+        self._positions: torch.Tensor | None = None  # [rows]: the position of each row's next input token
+        self._last: torch.Tensor | None = None  # [rows]: each row's last token, the next step's input
+        self._batchable: bool | None = None  # False for caches other than plain dynamic layers
+        self.steps = 0
+        self.peak_rows = 0
+        super().__init__(loaded, name=f"engine-{loaded.folder.name}")
+
+    @property
+    def active_count(self) -> int:
+        return len(self._active)
+
+    def _run(self) -> None:
+        while True:
+            room = self.max_batch_size - len(self._active) if self._batchable is not False else (
+                0 if self._active else 1)
+            admitted = self._take(max(room, 0))
+            if admitted is None:
+                for seq in self._active:
+                    seq.fail("the model was unloaded")
+                return
+            try:
+                with torch.inference_mode():
+                    for seq in admitted:
+                        if not seq.cancelled:
+                            self._prefill(seq)
+                    if self._active:
+                        self._step()
+            except Exception as exc:  # a broken model fails its requests, not the gateway
+                log.exception("engine step failed")
+                for seq in [*admitted, *self._active]:
+                    seq.fail(f"generation failed: {type(exc).__name__}: {exc}")
+                self._reset()
+
+    def _prefill(self, seq: Sequence) -> None:
+        from transformers import DynamicCache
+
+        model = self.loaded.model
+        ids = torch.tensor([seq.prompt_ids], dtype=torch.long, device=model.device)
+        out = model(input_ids=ids, attention_mask=torch.ones_like(ids), past_key_values=DynamicCache(config=model.config),
+                    use_cache=True)
+        token = pick_token(out.logits[0, -1], seq)
+        if seq.push(token, self.loaded.eos_ids):
+            return
+        self._join(seq, out.past_key_values, token)
+
+    def _join(self, seq: Sequence, cache: Any, token: int) -> None:
+        from transformers.cache_utils import DynamicLayer
+
+        if self._batchable is None:
+            self._batchable = all(type(layer) is DynamicLayer for layer in cache.layers)
+        device = self.loaded.model.device
+        length = len(seq.prompt_ids)
+        row_mask = torch.ones((1, length), dtype=torch.long, device=device)
+        if not self._active:
+            self._cache, self._mask = cache, row_mask
+            self._positions = torch.tensor([length], device=device)
+            self._last = torch.tensor([token], device=device)
+        else:
+            width = max(self._mask.shape[1], length)
+            self._left_pad(self._cache, width - self._mask.shape[1])
+            self._left_pad(cache, width - length)
+            for mine, new in zip(self._cache.layers, cache.layers, strict=True):
+                mine.keys = torch.cat([mine.keys, new.keys], dim=0)
+                mine.values = torch.cat([mine.values, new.values], dim=0)
+            self._mask = torch.cat([F.pad(self._mask, (width - self._mask.shape[1], 0)),
+                                    F.pad(row_mask, (width - length, 0))], dim=0)
+            self._positions = torch.cat([self._positions, torch.tensor([length], device=device)])
+            self._last = torch.cat([self._last, torch.tensor([token], device=device)])
+        self._active.append(seq)
+        self.peak_rows = max(self.peak_rows, len(self._active))
+
+    @staticmethod
+    def _left_pad(cache: Any, columns: int) -> None:
+        if columns > 0:
+            for layer in cache.layers:
+                layer.keys = F.pad(layer.keys, (0, 0, columns, 0))
+                layer.values = F.pad(layer.values, (0, 0, columns, 0))
+
+    def _step(self) -> None:
+        loaded = self.loaded
+        rows = len(self._active)
+        self._mask = torch.cat([self._mask, torch.ones((rows, 1), dtype=self._mask.dtype, device=self._mask.device)], 1)
+        inputs = {"input_ids": self._last[:, None], "attention_mask": self._mask, "past_key_values": self._cache,
+                  "use_cache": True}
+        if loaded.takes_position_ids:
+            inputs["position_ids"] = self._positions[:, None]
+        logits = loaded.model(**inputs).logits[:, -1]
+        greedy = logits.argmax(dim=-1).tolist()
+        self._positions += 1
+        self.steps += 1
+        keep = []
+        for row, seq in enumerate(self._active):
+            if seq.cancelled:
+                continue
+            token = greedy[row] if seq.options.greedy else pick_token(logits[row], seq)
+            if not seq.push(token, loaded.eos_ids):
+                self._last[row] = token
+                keep.append(row)
+        if len(keep) < rows:
+            self._select(keep)
+
+    def _select(self, keep: list[int]) -> None:
+        """Keep only these rows, and drop leading columns that are padding in every remaining row."""
+        if not keep:
+            self._reset()
+            return
+        index = torch.tensor(keep, device=self._mask.device)
+        self._active = [self._active[i] for i in keep]
+        self._mask, self._positions, self._last = self._mask[index], self._positions[index], self._last[index]
+        real = self._mask.any(dim=0).nonzero()
+        first = int(real[0]) if len(real) else 0
+        self._mask = self._mask[:, first:]
+        for layer in self._cache.layers:
+            layer.keys = layer.keys[index, :, first:]
+            layer.values = layer.values[index, :, first:]
+
+    def _reset(self) -> None:
+        self._active, self._cache, self._mask, self._positions, self._last = [], None, None, None, None
+
+
+class SequentialEngine(_EngineThread):
+    """One request at a time through `model.generate` (the reference and the benchmark's baseline)."""
+
+    def __init__(self, loaded: LoadedModel, **_ignored: Any):
+        self._current: Sequence | None = None
+        super().__init__(loaded, name=f"sequential-{loaded.folder.name}")
+
+    @property
+    def active_count(self) -> int:
+        return 1 if self._current is not None else 0
+
+    def _run(self) -> None:
+        while True:
+            taken = self._take(1)
+            if taken is None:
+                return
+            for seq in taken:
+                if seq.cancelled:
+                    continue
+                self._current = seq
+                try:
+                    self._generate(seq)
+                except Exception as exc:
+                    log.exception("generate failed")
+                    seq.fail(f"generation failed: {type(exc).__name__}: {exc}")
+                finally:
+                    self._current = None
+
+    def _generate(self, seq: Sequence) -> None:
+        from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList
+        from transformers.generation.streamers import BaseStreamer
+
+        loaded, options = self.loaded, seq.options
+        eos_ids = loaded.eos_ids
+
+        class Streamer(BaseStreamer):
+            prompt_seen = False
+
+            def put(self, value):
+                if not self.prompt_seen:  # generate() hands the prompt over first
+                    self.prompt_seen = True
+                    return
+                if not seq.finished:
+                    seq.push(int(value.reshape(-1)[0]), eos_ids)
+
+            def end(self):
+                pass
+
+        class Stop(StoppingCriteria):
+            def __call__(self, input_ids, scores, **kwargs):
+                return torch.full((input_ids.shape[0],), seq.done, dtype=torch.bool, device=input_ids.device)
+
+        sample = not options.greedy
+        config = GenerationConfig(
+            max_new_tokens=options.max_tokens, do_sample=sample, num_beams=1,
+            temperature=options.temperature if sample else 1.0, top_p=options.top_p if sample else 1.0,
+            top_k=0 if sample else 50, typical_p=1.0, repetition_penalty=1.0, no_repeat_ngram_size=0,
+            eos_token_id=eos_ids, pad_token_id=loaded.pad_id)
+        if sample and options.seed is not None:
+            torch.manual_seed(options.seed)
+        ids = torch.tensor([seq.prompt_ids], dtype=torch.long, device=loaded.model.device)
+        with torch.inference_mode():
+            loaded.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), generation_config=config,
+                                  streamer=Streamer(), stopping_criteria=StoppingCriteriaList([Stop()]))
+        if not seq.done:  # generate() ended without a last token we saw as final (should not happen)
+            seq.fail("generation ended early")
+
+
+ENGINES: dict[str, type[_EngineThread]] = {"batched": BatchEngine, "sequential": SequentialEngine}
+
+
+@dataclass
+class EngineHandle:
+    """A loaded model and the engine that serves it (what the pool keeps)."""
+
+    engine: _EngineThread
+    loaded: LoadedModel
+    users: int = field(default=0)
+
+
+def load_engine(folder: str | Path, kind: str, max_batch_size: int) -> EngineHandle:
+    loaded = LoadedModel(folder)
+    return EngineHandle(engine=ENGINES[kind](loaded, max_batch_size=max_batch_size), loaded=loaded)
