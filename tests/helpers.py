@@ -60,3 +60,29 @@ def lcs_length(a, b) -> int:
 def rouge_l_f(a, b) -> float:
     """ROUGE-L F-measure with precision and recall weighted equally: 2·LCS / (|a| + |b|); 0 if either is empty."""
     return 2 * lcs_length(a, b) / (len(a) + len(b)) if a and b else 0.0
+
+
+class LiveGateway:
+    """The gateway app under uvicorn in a thread, on a free port."""
+
+    def __init__(self, settings):
+        import socket
+        import threading
+
+        import uvicorn
+
+        from belle_gateway.app import create_app
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.app = create_app(settings)
+        self.server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning", lifespan="on"))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+        self.thread.start()
+        wait_for(lambda: self.server.started, timeout=30, message="gateway to start")
+
+    def stop(self):
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+        self.sock.close()

@@ -8,22 +8,19 @@ tests, which build the real tiny model (`belle up` serving it is in test_embedde
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
 from belle_shared.db.models import Model
 from belle_shared.models import register_model
 from conftest import settings_env
-from helpers import wait_for
+from helpers import LiveGateway, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -40,26 +37,6 @@ def make_folder(path: Path, config: dict | None = None, *, weights=("model.safet
     for name in (*weights, *tokenizer):
         (path / name).write_bytes(b"x")
     return path
-
-
-class LiveGateway:
-    """The gateway app under uvicorn in a thread, on a free port."""
-
-    def __init__(self, settings):
-        from belle_gateway.app import create_app
-
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning", lifespan="on"))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
-        self.thread.start()
-        wait_for(lambda: self.server.started, timeout=30, message="gateway to start")
-
-    def stop(self):
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
-        self.sock.close()
 
 
 @pytest.fixture(scope="module")
