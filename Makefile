@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt
-PACKAGES := -e shared -e services/gateway -e services/datagen -e services/trainer -e services/quantizer -e services/evaluator -e tools/teacher -e cli
+PACKAGES := -e shared -e 'services/gateway[engine]' -e services/datagen -e services/trainer -e services/quantizer -e services/evaluator -e tools/teacher -e cli
 # deepspeed (services/trainer) installs from source: build no C++ ops now, they JIT-compile on first use.
 export DS_BUILD_OPS := 0
 
