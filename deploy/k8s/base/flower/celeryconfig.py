@@ -1,4 +1,5 @@
-"""Celery settings for Flower, the queue dashboard (docker-compose.yml and deploy/k8s mount this file).
+"""Celery settings for Flower, the queue dashboard (docker-compose.yml mounts it;
+deploy/k8s/base makes a ConfigMap of it).
 
 The `mher/flower` image runs `celery flower` with Celery's default loader, which imports the module
 named by CELERY_CONFIG_MODULE (here: celeryconfig, on PYTHONPATH). BELLE's workers put every broker
