@@ -33,11 +33,13 @@ class ReplyText:
         return self._advance(text[: len(text) - self._held_back(text)])
 
     def finish(self) -> str:
-        """The rest of the text once generation has ended (the held-back tail, if no stop string cut it)."""
+        """The rest of the text once generation has ended (the held-back tail, if no stop string cut it).
+
+        An incomplete character at the very end stays U+FFFD, as `tokenizer.decode` gives it, so the
+        reply is exactly the decoded tokens."""
         if self.stopped:
             return ""
-        text = self._decode(self.ids)
-        return self._advance(text.rstrip(REPLACEMENT) if text.endswith(REPLACEMENT) else text)
+        return self._advance(self._decode(self.ids))
 
     @property
     def text(self) -> str:
