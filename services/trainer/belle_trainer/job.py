@@ -32,6 +32,7 @@ from belle_shared.progress import PROGRESS_FILE
 from belle_shared.specs import TrainSpec
 from belle_shared.subprocess_run import run_followed, step_failed
 from belle_shared.worker import JobContext
+from belle_trainer import kubernetes_launch
 
 log = logging.getLogger(__name__)
 
@@ -164,9 +165,16 @@ def _launch_and_follow(spec: TrainSpec, ctx: JobContext, run_dir: Path) -> dict[
             "-m", "belle_trainer.train", "--config", str(run_dir / "run.json")]
     log_path = run_dir / "train.log"
     follower = _ProgressFollower(ctx, run_dir, spec)
-    returncode = run_followed(
-        argv, ctx, cwd=run_dir, progress_path=run_dir / PROGRESS_FILE, log_path=log_path, on_event=follower.handle,
-        start_message=f"training started: {spec.method}, ZeRO-{spec.zero_stage}, {spec.num_processes} process(es)")
+    if kubernetes_launch.wanted(spec, ctx.settings):
+        # More GPUs than one node has: a multi-node PyTorchJob, followed through the same progress file.
+        returncode, error = kubernetes_launch.run_pytorchjob(spec, ctx, run_dir, on_event=follower.handle,
+                                                              log_path=log_path)
+        follower.error = follower.error or error
+    else:
+        returncode = run_followed(
+            argv, ctx, cwd=run_dir, progress_path=run_dir / PROGRESS_FILE, log_path=log_path,
+            on_event=follower.handle,
+            start_message=f"training started: {spec.method}, ZeRO-{spec.zero_stage}, {spec.num_processes} process(es)")
     if returncode != 0 or follower.done is None:
         raise step_failed("training_failed", "training", returncode, log_path, follower.error)
     return follower.done

@@ -10,6 +10,7 @@ import torch; `belle_trainer.train` (launched under torchrun per job) does.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 
@@ -23,6 +24,23 @@ class TrainerSettings(WorkerSettings):
     trainer_work_dir: Path | None = Field(
         None, description="Local folder for run folders (checkpoints, logs) and cached base models; "
         "default: <data dir>/trainer. Needs room for a few checkpoints of the largest model.")
+    # Multi-node training on Kubernetes (belle_trainer.kubernetes_launch; deploy/k8s/components/multi-node-training).
+    trainer_launcher: Literal["local", "kubernetes"] = Field(
+        "local", description="`local`: every job trains under torchrun in this worker's machine. `kubernetes`: a "
+        "job with more processes than BELLE_TRAINER_GPUS_PER_NODE runs as a Kubeflow PyTorchJob over several nodes.")
+    trainer_gpus_per_node: int = Field(
+        1, ge=1, description="GPUs of one node (and of this worker): larger jobs go multi-node, with this many "
+        "processes per node (num_processes must then be a multiple of it).")
+    trainer_image: str | None = Field(None, description="Image of the training pods (the trainer image).")
+    trainer_namespace: str | None = Field(
+        None, description="Namespace of the PyTorchJobs; default: this pod's own.")
+    trainer_shared_claim: str | None = Field(
+        None, description="ReadWriteMany PersistentVolumeClaim mounted by this worker and every training pod at "
+        "BELLE_TRAINER_SHARED_MOUNT_PATH; BELLE_TRAINER_WORK_DIR must be inside it.")
+    trainer_shared_mount_path: Path = Field(Path("/shared"), description="Where the shared claim is mounted.")
+    trainer_models_claim: str | None = Field(
+        "belle-models", description="Claim of the model roots, mounted read-only at /models in training pods "
+        "(empty: none).")
 
 
 def work_root(settings: Settings) -> Path:
