@@ -48,6 +48,7 @@ class SamplingOptions:
     top_p: float = 1.0
     seed: int | None = None
     stops: Seq[str] = ()
+    ignore_eos: bool = False
 
     @property
     def greedy(self) -> bool:
@@ -142,7 +143,7 @@ class Sequence:
 
     def push(self, token: int, eos_ids: Seq[int]) -> bool:
         """Take one generated token; True when the sequence has finished."""
-        if token in eos_ids:
+        if token in eos_ids and not self.options.ignore_eos:
             self.reply.ids.append(token)
             return self._finish("stop")
         text = self.reply.add(token)
@@ -419,7 +420,7 @@ class SequentialEngine(_EngineThread):
             max_new_tokens=options.max_tokens, do_sample=sample, num_beams=1,
             temperature=options.temperature if sample else 1.0, top_p=options.top_p if sample else 1.0,
             top_k=0 if sample else 50, typical_p=1.0, repetition_penalty=1.0, no_repeat_ngram_size=0,
-            eos_token_id=eos_ids, pad_token_id=loaded.pad_id)
+            eos_token_id=None if options.ignore_eos else eos_ids, pad_token_id=loaded.pad_id)
         if sample and options.seed is not None:
             torch.manual_seed(options.seed)
         ids = torch.tensor([seq.prompt_ids], dtype=torch.long, device=loaded.model.device)

@@ -45,6 +45,8 @@ class ChatCompletionRequest(BaseModel):
     seed: int | None = Field(None, description="Same seed, same request, same sampled reply.")
     n: int = Field(1, ge=1, le=MAX_CHOICES, description="How many replies to generate.")
     user: str | None = Field(None, description="Accepted for compatibility; recorded nowhere.")
+    ignore_eos: bool = Field(False, description="vLLM's extension: keep generating past the end-of-sequence "
+                             "token until max_tokens (for benchmarks that need a fixed reply length).")
     presence_penalty: float = Field(0.0, description="Only 0 is supported.")
     frequency_penalty: float = Field(0.0, description="Only 0 is supported.")
 

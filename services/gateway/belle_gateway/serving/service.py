@@ -132,7 +132,7 @@ class _Run:
                 loop.call_soon_threadsafe(self.queue.put_nowait, (index, event))
 
             options = SamplingOptions(max_tokens=max_tokens, temperature=body.temperature, top_p=body.top_p,
-                                      seed=seed, stops=body.stops)
+                                      seed=seed, stops=body.stops, ignore_eos=body.ignore_eos)
             self.sequences.append(Sequence(prompt, options, emit, loaded.decode))
         for seq in self.sequences:
             self.handle.engine.submit(seq)

@@ -1,0 +1,200 @@
+"""Chat serving throughput: the gateway's batching engine vs one-request-at-a-time `generate`.
+
+    .venv/bin/python bench/serve.py                     # 64 requests, 16 clients, 64 output tokens
+    .venv/bin/python bench/serve.py --requests 32 --clients 8 --output-tokens 32
+
+Both sides are the same gateway process (`python -m belle_gateway`, embedded SQLite, the same HTTP
+API and SSE streaming) serving the same tiny random-init LLaMA (hidden 256, 4 layers, built locally):
+
+- baseline: `BELLE_CHAT_ENGINE=sequential`, transformers' `model.generate` on one request at a time
+  (what a user gets by wrapping a Hugging Face model in a web server);
+- project: `BELLE_CHAT_ENGINE=batched`, requests joining and leaving a running batch.
+
+Each of `--clients` concurrent clients takes the next of `--requests` requests (prompt lengths mixed
+from a few to ~300 tokens), sends it with `stream: true`, greedy, `max_tokens = --output-tokens` and
+`ignore_eos` (a fixed reply length), and records time to first token and latency. Printed per side:
+output tokens/s, p50/p99 latency, p50/p99 time to first token; then how many replies differ between
+the sides (greedy: only floating-point ties between two logits may flip a token) and, last,
+`ratio: X` (project tokens/s over baseline tokens/s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+HERE = Path(__file__).resolve().parent
+PHRASES = ["请介绍一下你自己。", "为什么天空是蓝色的？", "把下面的句子翻译成英文：今天天气很好。", "写一首关于秋天的诗。",
+           "hello world, how are you today?", "计算 12 乘以 34 等于多少。", "列出三种常见的水果。"]
+
+
+def build_model(folder: Path) -> Path:
+    from belle_trainer.tiny import init_tiny_model
+
+    if not (folder / "config.json").exists():
+        init_tiny_model(folder, arch="llama", hidden_size=256, num_layers=4, num_heads=4, max_position=1024,
+                        seed=0, overwrite=True)
+    return folder
+
+
+def make_prompts(count: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    prompts = []
+    for i in range(count):
+        repeats = rng.choice([1, 1, 2, 4, 8, 16, 24])  # mostly short, some long (up to ~300 tokens)
+        prompts.append(f"第{i}题：" + "".join(rng.choice(PHRASES) for _ in range(repeats)))
+    return prompts
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Gateway:
+    """`python -m belle_gateway` in its own process, with a team and the model registered."""
+
+    def __init__(self, data_dir: Path, model: Path, engine: str, batch_size: int):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, "BELLE_DATA_DIR": str(data_dir), "BELLE_PORT": str(self.port),
+                    "BELLE_RUN_SWEEPER": "false", "BELLE_CHAT_ENGINE": engine, "BELLE_LOG_LEVEL": "WARNING",
+                    "BELLE_CHAT_MAX_BATCH_SIZE": str(batch_size), "BELLE_MODEL_ROOTS": str(model.parent)}
+        belle = [sys.executable, "-m", "belle_cli.main"]
+        subprocess.run([*belle, "admin", "migrate"], env=self.env, check=True, capture_output=True)
+        created = subprocess.run([*belle, "admin", "create-team", f"bench-{engine}"], env=self.env, check=True,
+                                 capture_output=True, text=True)
+        self.key = created.stdout.strip().splitlines()[-1]
+        self.log = open(data_dir / f"gateway-{engine}.log", "wb")
+        self.proc = subprocess.Popen([sys.executable, "-m", "belle_gateway"], env=self.env, stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+        self.headers = {"Authorization": f"Bearer {self.key}"}
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=2).status_code < 500:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError(f"gateway did not start; see {self.log.name}")
+            time.sleep(0.2)
+        response = httpx.post(f"{self.url}/v1/models", headers=self.headers, json={"name": "bench-tiny", "path": str(model)})
+        response.raise_for_status()
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+async def one_request(http: httpx.AsyncClient, gateway: Gateway, prompt: str, output_tokens: int) -> dict:
+    body = {"model": "bench-tiny", "messages": [{"role": "user", "content": prompt}], "max_tokens": output_tokens,
+            "temperature": 0, "ignore_eos": True, "stream": True, "stream_options": {"include_usage": True}}
+    started = time.perf_counter()
+    first = None
+    text, tokens = "", 0
+    async with http.stream("POST", f"{gateway.url}/v1/chat/completions", headers=gateway.headers, json=body) as response:
+        if response.status_code != 200:
+            raise RuntimeError(f"{response.status_code}: {(await response.aread())[:300]!r}")
+        async for line in response.aiter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            chunk = json.loads(line[6:])
+            if "error" in chunk:
+                raise RuntimeError(chunk["error"]["message"])
+            for choice in chunk["choices"]:
+                if choice["delta"].get("content"):
+                    first = first or time.perf_counter()
+                    text += choice["delta"]["content"]
+            if chunk.get("usage"):
+                tokens = chunk["usage"]["completion_tokens"]
+    done = time.perf_counter()
+    return {"text": text, "tokens": tokens, "latency": done - started, "ttft": (first or done) - started}
+
+
+async def load(gateway: Gateway, prompts: list[str], clients: int, output_tokens: int) -> tuple[list[dict], float]:
+    queue: asyncio.Queue = asyncio.Queue()
+    for index, prompt in enumerate(prompts):
+        queue.put_nowait((index, prompt))
+    results: list[dict | None] = [None] * len(prompts)
+
+    async def client(http: httpx.AsyncClient) -> None:
+        while not queue.empty():
+            index, prompt = queue.get_nowait()
+            results[index] = await one_request(http, gateway, prompt, output_tokens)
+
+    limits = httpx.Limits(max_connections=clients + 4)
+    async with httpx.AsyncClient(timeout=httpx.Timeout(1800.0), limits=limits) as http:
+        await one_request(http, gateway, "预热", 4)  # load the model outside the timed part
+        started = time.perf_counter()
+        await asyncio.gather(*(client(http) for _ in range(clients)))
+        elapsed = time.perf_counter() - started
+    return [r for r in results if r is not None], elapsed
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+def summary(name: str, results: list[dict], elapsed: float) -> float:
+    tokens = sum(r["tokens"] for r in results)
+    rate = tokens / elapsed
+    lat = [r["latency"] for r in results]
+    ttft = [r["ttft"] for r in results]
+    print(f"{name:<28} {rate:9.1f} tok/s  {elapsed:7.1f} s  latency p50 {statistics.median(lat):6.2f} s "
+          f"p99 {percentile(lat, 99):6.2f} s  TTFT p50 {statistics.median(ttft):6.2f} s p99 {percentile(ttft, 99):6.2f} s"
+          f"  ({tokens} tokens)")
+    return rate
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=64)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--output-tokens", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=16, help="the engine's BELLE_CHAT_MAX_BATCH_SIZE")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--model-dir", type=Path, default=HERE.parent / ".bench-cache" / "serve-tiny-llama")
+    args = parser.parse_args()
+
+    model = build_model(args.model_dir)
+    prompts = make_prompts(args.requests, args.seed)
+    print(f"{args.requests} requests, {args.clients} concurrent clients, {args.output_tokens} output tokens each, "
+          f"greedy; model {model} (hidden 256, 4 layers); {os.cpu_count()} CPU cores")
+    runs = {}
+    with tempfile.TemporaryDirectory(prefix="belle-bench-serve-") as tmp:
+        for engine in ("sequential", "batched"):
+            data_dir = Path(tmp) / engine
+            data_dir.mkdir()
+            gateway = Gateway(data_dir, model, engine, args.batch_size)
+            try:
+                runs[engine] = asyncio.run(load(gateway, prompts, args.clients, args.output_tokens))
+            finally:
+                gateway.stop()
+    baseline = summary("baseline (sequential generate)", *runs["sequential"])
+    project = summary("project (batching engine)", *runs["batched"])
+    differing = [i for i, (a, b) in enumerate(zip(runs["sequential"][0], runs["batched"][0])) if a["text"] != b["text"]]
+    print(f"greedy replies that differ: {len(differing)} of {len(prompts)}" + (f" (requests {differing})" if differing else ""))
+    print(f"ratio: {project / baseline:.2f}")
+
+
+if __name__ == "__main__":
+    main()
