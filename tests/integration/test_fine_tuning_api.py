@@ -20,8 +20,8 @@ from belle_shared.db.models import Artifact, Dataset, Job, JobStatus
 from belle_shared.jobs import add_event, request_cancel
 from belle_shared.models import register_model
 from belle_shared.teams import create_team
-from helpers import jsonl, wait_for
-from test_models_api import LLAMA_CONFIG, LiveGateway, make_folder
+from helpers import LiveGateway, jsonl, wait_for
+from test_models_api import LLAMA_CONFIG, make_folder
 
 pytestmark = pytest.mark.integration
 
