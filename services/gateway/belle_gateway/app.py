@@ -14,7 +14,8 @@ from fastapi.responses import JSONResponse
 
 from belle_gateway.errors import error_body, install_error_handlers
 from belle_gateway.metrics import HTTP_LATENCY, HTTP_REQUESTS, make_registry
-from belle_gateway.routers import chat, datasets, evals, files, fine_tuning, health, jobs, models, secrets
+from belle_gateway.routers import (chat, datasets, eval_judge, evals, files, fine_tuning, health, jobs, models, secrets,
+                                   web)
 from belle_gateway.serving.service import ChatService
 from belle_gateway.settings import GatewaySettings
 from belle_shared.artifacts import ArtifactStore
@@ -77,5 +78,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(models.router)
     app.include_router(fine_tuning.router)
     app.include_router(evals.router)
+    app.include_router(eval_judge.router)
     app.include_router(chat.router)
+    app.include_router(web.router)  # the web pages under /ui/ (no key needed to load them)
     return app
