@@ -150,7 +150,8 @@ def test_production_scales_workers_on_their_queue_lists():
     assert set(scaled) == set(WORKERS)
     auth = by_kind(docs, "TriggerAuthentication")
     for name, scaled_object in scaled.items():
-        target = deployments[scaled_object["spec"]["scaleTargetRef"]["name"]]
+        assert scaled_object["spec"]["scaleTargetRef"]["name"] == name
+        target = deployments[name]
         queue = target["metadata"]["labels"]["belle.dev/queue"]
         (trigger,) = scaled_object["spec"]["triggers"]
         assert trigger["type"] == "redis"
