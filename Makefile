@@ -7,7 +7,7 @@ PACKAGES := -e shared -e 'services/gateway[engine]' -e services/datagen -e servi
 # deepspeed (services/trainer) installs from source: build no C++ ops now, they JIT-compile on first use.
 export DS_BUILD_OPS := 0
 
-.PHONY: install install-test demo up test clean
+.PHONY: install install-test chromium demo up test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,8 +26,16 @@ demo: install
 up: install
 	$(BIN)/belle up
 
+# The browser tests (tests/integration/test_web_pages.py) drive Debian's chromium, never a browser a
+# test tool downloads: installed here when missing (as root, or through sudo); apt lists fetched only
+# when the package cannot be found without them.
+chromium:
+	@test -x /usr/bin/chromium || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); export DEBIAN_FRONTEND=noninteractive; \
+	  $$SUDO apt-get install -y -qq --no-install-recommends chromium \
+	  || { $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends chromium; }; }
+
 # The test suite. Integration tests use the local PostgreSQL and Redis (see .ci/run to start them).
-test: install-test
+test: install-test chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:
