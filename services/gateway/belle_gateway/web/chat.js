@@ -4,9 +4,6 @@
 import { ApiError, api, apiErrorFrom, request, sseEvents } from "./api.js";
 import { clear, el, hideError, lineage, renderHeader, requireKey, showError } from "./ui.js";
 
-requireKey();
-renderHeader("chat.html");
-
 const $ = (id) => document.getElementById(id);
 const conversation = $("conversation");
 const errorBox = $("chat-error");
@@ -178,4 +175,7 @@ $("new-chat").addEventListener("click", () => {
 });
 modelSelect.addEventListener("change", showModel);
 
-loadModels();
+if (requireKey()) {
+  renderHeader("chat.html");
+  loadModels();
+}

@@ -4,9 +4,6 @@
 import { api } from "./api.js";
 import { clear, el, fmtScore, fmtTime, hideError, renderHeader, requireKey, shortId, showError, statusBadge } from "./ui.js";
 
-requireKey();
-renderHeader("evals.html");
-
 const $ = (id) => document.getElementById(id);
 const JUDGE_SETTINGS = "belle.judge"; // base URL, model, API and secret name: never a key
 let templates = new Map();
@@ -170,13 +167,18 @@ $("evals-refresh").addEventListener("click", loadEvals);
 $("judge-class").addEventListener("change", showTemplate);
 $("judge-form").addEventListener("submit", score);
 
-const evals = await loadEvals();
-// Show the newest finished evaluation's scores per class right away.
-const newest = evals.find((e) => e.status === "succeeded");
-if (newest) {
-  const box = document.querySelector(`#evals input.pick[value="${CSS.escape(newest.id)}"]`);
-  if (box) box.checked = true;
-  updateCompareButton();
-  compare([newest.id]);
+async function start() {
+  renderHeader("evals.html");
+  const evals = await loadEvals();
+  // Show the newest finished evaluation's scores per class right away.
+  const newest = evals.find((e) => e.status === "succeeded");
+  if (newest) {
+    const box = document.querySelector(`#evals input.pick[value="${CSS.escape(newest.id)}"]`);
+    if (box) box.checked = true;
+    updateCompareButton();
+    compare([newest.id]);
+  }
+  loadJudgeForm(evals);
 }
-loadJudgeForm(evals);
+
+if (requireKey()) start();

@@ -6,9 +6,6 @@ import {
   clear, el, fmtTime, hideError, lineage, renderHeader, requireKey, shortId, shortValue, showError, statusBadge,
 } from "./ui.js";
 
-requireKey();
-renderHeader("jobs.html");
-
 const POLL_MS = 1500;
 const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
 const $ = (id) => document.getElementById(id);
@@ -188,9 +185,12 @@ $("job-status").addEventListener("change", refreshJobs);
 $("datasets-refresh").addEventListener("click", loadDatasets);
 $("models-refresh").addEventListener("click", loadModels);
 
-refreshJobs();
-loadDatasets();
-loadModels();
-setInterval(() => {
-  if (!document.hidden) refreshJobs();
-}, POLL_MS);
+if (requireKey()) {
+  renderHeader("jobs.html");
+  refreshJobs();
+  loadDatasets();
+  loadModels();
+  setInterval(() => {
+    if (!document.hidden) refreshJobs();
+  }, POLL_MS);
+}

@@ -27,15 +27,13 @@ export function clear(node) {
   return node;
 }
 
-/** The stored key, or off to the sign-in page (coming back here afterwards). */
+/** Whether a key is stored; without one, off to the sign-in page (coming back here afterwards)
+ *  and the page starts nothing. */
 export function requireKey() {
-  const key = getKey();
-  if (!key) {
-    const next = encodeURIComponent(location.pathname.split("/").pop() + location.search);
-    location.replace(`index.html?next=${next}`);
-    throw new Error("not signed in");
-  }
-  return key;
+  if (getKey()) return true;
+  const next = encodeURIComponent(location.pathname.split("/").pop() + location.search);
+  location.replace(`index.html?next=${next}`);
+  return false;
 }
 
 const PAGES = [
