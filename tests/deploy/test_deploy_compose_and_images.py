@@ -4,6 +4,7 @@ required secrets, and every Dockerfile linted with hadolint plus the project's o
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -110,6 +111,32 @@ def test_services_queues_gpus_and_the_migration_step(tmp_path):
     assert services["gateway"]["environment"]["BELLE_ARTIFACT_ROOT"].startswith("s3://")
     without_profile = json.loads(compose(tmp_path, filled(), "config", "--format", "json").stdout)["services"]
     assert "vllm" not in without_profile and "gateway" in without_profile
+
+
+def test_each_service_environment_is_valid_for_its_settings(tmp_path, monkeypatch):
+    """The environment compose gives the gateway and the trainer builds their settings, chat proxy
+    routes written as in .env.example included."""
+    from belle_gateway.settings import GatewaySettings
+    from belle_trainer.worker import TrainerSettings
+
+    routes = '{"*": {"url": "http://vllm:8000/v1", "model": "belle-chat", "api_key": "k"}}'
+    values = {**filled(), "BELLE_CHAT_PROXY_ROUTES": f"'{routes}'"}
+    services = json.loads(compose(tmp_path, values, "config", "--format", "json").stdout)["services"]
+    for name in list(os.environ):
+        if name.startswith("BELLE_"):
+            monkeypatch.delenv(name)
+    for name, value in services["gateway"]["environment"].items():
+        monkeypatch.setenv(name, value)
+    gateway = GatewaySettings()
+    assert gateway.environment == "production" and gateway.chat_engine == "off"
+    assert gateway.chat_proxy_routes["*"].url == "http://vllm:8000/v1"
+    assert gateway.resolved_database_url.startswith("postgresql+psycopg://belle:test-postgres-password@postgres")
+    assert gateway.resolved_model_roots == [Path("/models")]
+    for name, value in services["trainer"]["environment"].items():
+        monkeypatch.setenv(name, value)
+    assert TrainerSettings().artifact_root == "s3://belle-artifacts/artifacts"
+    default = json.loads(compose(tmp_path, filled(), "config", "--format", "json").stdout)["services"]
+    assert json.loads(default["gateway"]["environment"]["BELLE_CHAT_PROXY_ROUTES"]) == {}
 
 
 @pytest.mark.parametrize("service", SERVICES)
