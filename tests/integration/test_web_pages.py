@@ -100,6 +100,14 @@ def page(browser):
     assert not problems, problems
 
 
+def screenshot(page, name: str) -> None:
+    """Keep a screenshot where BELLE_TEST_SCREENSHOTS says (nothing is written otherwise)."""
+    folder = os.environ.get("BELLE_TEST_SCREENSHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(folder) / name), full_page=True)
+
+
 def until(page, expression: str, *, timeout: float = WAIT_MS / 1000) -> None:
     """Wait until a JavaScript expression is true in the page. Polled from here: Playwright's own
     wait_for_function evaluates a string in the page, which the pages' CSP forbids (no eval)."""
@@ -198,10 +206,7 @@ def test_chat_streams_tokens_and_ends_with_the_apis_greedy_reply(page, live, web
                                                        "top_p": 1, "max_tokens": 48})
     assert second == expected.json()["choices"][0]["message"]["content"]
 
-    shots = os.environ.get("BELLE_TEST_SCREENSHOTS")
-    if shots:
-        Path(shots).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(shots) / "chat.png"))
+    screenshot(page, "chat.png")
 
 
 def test_chat_shows_api_errors_and_stop_ends_the_stream(page, live, web_team, tiny_model):
@@ -272,6 +277,7 @@ def test_jobs_page_follows_a_job_to_succeeded_without_a_reload(page, live, web_t
     assert dataset.locator("dt").count() >= 2
     assert page.locator("#datasets img, #datasets b").count() == 0
     assert page.evaluate("window.injected") is None
+    screenshot(page, "jobs.png")
 
 
 def test_models_table_shows_lineage(page, live, web_team, tiny_model, session_factory):
@@ -374,6 +380,7 @@ def test_evaluation_page_compares_per_class_and_scores_one_answer(page, live, we
     page.click("#judge-submit")
     until(page, "document.getElementById('judge-score').textContent === '0.000'")
     assert "不正确" in page.text_content("#judge-reason")
+    screenshot(page, "evals.png")
 
     # A judge that cannot be reached: the API's error, in the page.
     page.fill("#judge-base-url", "http://127.0.0.1:9/v1")
