@@ -468,3 +468,9 @@ def test_sdk_follows_a_real_lora_run_to_its_model(sdk, settings, session_factory
 
     model = sdk.models.retrieve(done.fine_tuned_model)
     assert model.model_extra["kind"] == "fine_tuned" and model.model_extra["parent"] == base
+
+    # The fine-tuned LoRA model answers through the same SDK, rendered with its own chat template.
+    reply = sdk.chat.completions.create(model=done.fine_tuned_model, temperature=0, max_tokens=12,
+                                        messages=[{"role": "user", "content": "3 加 3 等于几？"}])
+    assert reply.model == done.fine_tuned_model and reply.choices[0].message.content
+    assert reply.usage.completion_tokens > 0
