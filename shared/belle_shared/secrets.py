@@ -6,7 +6,9 @@ A spec carries only a secret's *name*. The worker resolves it in this order:
    with a key derived from ``BELLE_SECRET_KEY`` (Fernet: AES-128-CBC + HMAC-SHA256), so a team can use
    its own teacher key without an operator's help;
 2. an environment variable of that name on the worker (an operator-provided key shared by all teams,
-   e.g. a Kubernetes Secret).
+   e.g. a Kubernetes Secret), only if the operator lists the name in ``BELLE_SHARED_SECRET_NAMES``.
+   A team chooses the URL its key is sent to, so an unlisted variable (``BELLE_DATABASE_URL``, say)
+   is never read.
 
 Changing ``BELLE_SECRET_KEY`` makes stored team secrets unreadable: teams must set them again.
 """
@@ -62,12 +64,13 @@ def resolve_secret(name: str | None, *, param: str, settings: Settings,
                 f"set it again with PUT /v1/secrets/{name}",
                 param=param,
             ) from None
-    value = os.environ.get(name)
+    value = os.environ.get(name) if name in settings.shared_secret_names else None
     if not value:
         raise JobError(
             "missing_secret",
             f"no secret {name!r}: set it for your team with PUT /v1/secrets/{name}, or have the operator "
-            f"export the environment variable {name} where the worker runs",
+            f"export the environment variable {name} where the worker runs and list it in "
+            "BELLE_SHARED_SECRET_NAMES",
             param=param,
         )
     return value

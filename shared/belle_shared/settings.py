@@ -9,10 +9,10 @@ from __future__ import annotations
 import hashlib
 import tempfile
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "dev-secret"}
 
@@ -48,6 +48,12 @@ class Settings(BaseSettings):
     secret_key: str = Field(
         "dev-secret", description="Server-side secret (HMAC pepper for API key hashes). Required in production."
     )
+    shared_secret_names: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Environment variables of the workers that any team may use as a secret (an operator's "
+        "teacher or judge key), comma-separated. No other variable is ever read for a secret name: a team "
+        "names the URL its key goes to, so reading any variable would hand the server's own settings to it.",
+    )
 
     # Job lifecycle timings, in seconds.
     heartbeat_interval: float = Field(5.0, description="How often a running job renews its lease.")
@@ -71,6 +77,13 @@ class Settings(BaseSettings):
         description="Broker redelivery timeout for unacknowledged messages. Must exceed the longest job; "
         "dead workers are recovered by the lease, not by this.",
     )
+
+    @field_validator("shared_secret_names", mode="before")
+    @classmethod
+    def _split_names(cls, value):
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @model_validator(mode="after")
     def _no_placeholder_secret_in_production(self) -> "Settings":

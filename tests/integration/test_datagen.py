@@ -40,7 +40,8 @@ def flaky_teacher():
 def worker(settings, tmp_path_factory):
     """A datagen worker whose environment holds a (wrong) teacher key secret."""
     log = tmp_path_factory.mktemp("logs") / "datagen-worker.log"
-    process = WorkerProcess(settings, log, BELLE_WORKER_CONCURRENCY=2, **{KEY_NAME: "wrong-key"})
+    process = WorkerProcess(settings, log, BELLE_WORKER_CONCURRENCY=2, BELLE_SHARED_SECRET_NAMES=KEY_NAME,
+                            **{KEY_NAME: "wrong-key", "BELLE_TEST_UNLISTED_KEY": "never-read"})
     yield process
     process.stop()
 
@@ -181,6 +182,18 @@ def test_unset_secret_is_a_clear_error(client, team, worker, keyed_teacher):
     job = wait_status(client, headers, _submit(client, headers, spec)["id"], timeout=60)
     assert job["status"] == "failed" and job["error"]["code"] == "missing_secret"
     assert "BELLE_TEST_NO_SUCH_SECRET" in job["error"]["message"]
+
+
+def test_a_worker_variable_the_operator_did_not_share_is_never_read_as_a_secret(client, team, worker, keyed_teacher):
+    # The worker has BELLE_TEST_UNLISTED_KEY set, but not in BELLE_SHARED_SECRET_NAMES: a team that names
+    # it (or BELLE_DATABASE_URL) must not get its value sent to a server the team chose.
+    _, headers = team
+    for name in ("BELLE_TEST_UNLISTED_KEY", "BELLE_DATABASE_URL"):
+        spec = _spec(keyed_teacher)
+        spec["teacher"]["api_key_secret"] = name
+        job = wait_status(client, headers, _submit(client, headers, spec)["id"], timeout=60)
+        assert job["status"] == "failed" and job["error"]["code"] == "missing_secret", job["error"]
+        assert "never-read" not in json.dumps(job)
 
 
 def test_unknown_teacher_model_fails(client, team, worker, teacher):
