@@ -184,6 +184,62 @@ def pick_token(logits: torch.Tensor, seq: Sequence) -> int:
     return int(torch.multinomial(probs, 1, generator=seq.generator))
 
 
+def _slot_layer_class():
+    """`SlotLayer`, defined on first use (it subclasses a transformers class; imports stay late)."""
+    global _SLOT_LAYER
+    if _SLOT_LAYER is None:
+        from transformers.cache_utils import DynamicLayer
+
+        class SlotLayer(DynamicLayer):
+            """One layer's keys and values in preallocated buffers: a decoding step writes its column in
+            place. transformers' DynamicLayer concatenates the whole cache with each new token, which
+            was over half of a step's time at batch 16 on CPU (copying every row's keys and values)."""
+
+            def __init__(self, parts: list[tuple[torch.Tensor, torch.Tensor, int, int]], rows: int, length: int,
+                         capacity: int):
+                """`parts`: (keys, values, first row, first column) blocks written straight into new
+                zeroed buffers of `rows` x `capacity` columns (padding must be zeros, not garbage:
+                a masked position's weight is exactly 0, and 0 times NaN would not be)."""
+                super().__init__()
+                like_keys, like_values = parts[0][0], parts[0][1]
+                heads = like_keys.shape[1]
+                self.dtype, self.device, self.is_initialized = like_keys.dtype, like_keys.device, True
+                capacity = max(capacity, length)
+                self._keys = like_keys.new_zeros((rows, heads, capacity, like_keys.shape[-1]))
+                self._values = like_values.new_zeros((rows, heads, capacity, like_values.shape[-1]))
+                for keys, values, row, column in parts:
+                    self._keys[row:row + keys.shape[0], :, column:column + keys.shape[2]] = keys
+                    self._values[row:row + values.shape[0], :, column:column + values.shape[2]] = values
+                self.length = length
+                self._views()
+
+            def _views(self) -> None:
+                self.keys = self._keys[:, :, : self.length]
+                self.values = self._values[:, :, : self.length]
+
+            def update(self, key_states, value_states, *args, **kwargs):
+                end = self.length + key_states.shape[-2]
+                if end > self._keys.shape[2]:  # out of room: double (rare; capacity covers most replies)
+                    grown = SlotLayer([(self.keys, self.values, 0, 0)], self._keys.shape[0], self.length,
+                                      max(end, 2 * self._keys.shape[2]))
+                    self._keys, self._values = grown._keys, grown._values
+                self._keys[:, :, self.length:end] = key_states
+                self._values[:, :, self.length:end] = value_states
+                self.length = end
+                self._views()
+                return self.keys, self.values
+
+            def get_seq_length(self) -> int:
+                return self.length
+
+        _SLOT_LAYER = SlotLayer
+    return _SLOT_LAYER
+
+
+_SLOT_LAYER: Any = None
+HEADROOM_CAP = 256  # most columns reserved ahead for replies still to come
+
+
 class _EngineThread:
     """What both engines share: a waiting queue, a worker thread, stop and busy."""
 
@@ -296,30 +352,40 @@ class BatchEngine(_EngineThread):
         device = self.loaded.model.device
         length = len(seq.prompt_ids)
         row_mask = torch.ones((1, length), dtype=torch.long, device=device)
-        if not self._active:
+        self._active.append(seq)
+        if self._cache is None:
             self._cache, self._mask = cache, row_mask
             self._positions = torch.tensor([length], device=device)
             self._last = torch.tensor([token], device=device)
+            self._rebuild(lambda layer: [(layer.keys, layer.values, 0, 0)], rows=1, width=length)
         else:
-            width = max(self._mask.shape[1], length)
-            self._left_pad(self._cache, width - self._mask.shape[1])
-            self._left_pad(cache, width - length)
-            for mine, new in zip(self._cache.layers, cache.layers, strict=True):
-                mine.keys = torch.cat([mine.keys, new.keys], dim=0)
-                mine.values = torch.cat([mine.values, new.values], dim=0)
-            self._mask = torch.cat([F.pad(self._mask, (width - self._mask.shape[1], 0)),
-                                    F.pad(row_mask, (width - length, 0))], dim=0)
+            # The batch and the new row left-padded to one width, written into new buffers at once.
+            rows, width = len(self._active), max(self._mask.shape[1], length)
+            grow, fit = width - self._mask.shape[1], width - length
+            new_layers = iter(cache.layers)
+
+            def stacked(layer):
+                new = next(new_layers)
+                return [(layer.keys, layer.values, 0, grow), (new.keys, new.values, rows - 1, fit)]
+
+            self._rebuild(stacked, rows=rows, width=width)
+            self._mask = torch.cat([F.pad(self._mask, (grow, 0)), F.pad(row_mask, (fit, 0))], dim=0)
             self._positions = torch.cat([self._positions, torch.tensor([length], device=device)])
             self._last = torch.cat([self._last, torch.tensor([token], device=device)])
-        self._active.append(seq)
         self.peak_rows = max(self.peak_rows, len(self._active))
 
-    @staticmethod
-    def _left_pad(cache: Any, columns: int) -> None:
-        if columns > 0:
-            for layer in cache.layers:
-                layer.keys = F.pad(layer.keys, (0, 0, columns, 0))
-                layer.values = F.pad(layer.values, (0, 0, columns, 0))
+    def _rebuild(self, blocks: Callable[[Any], list], *, rows: int, width: int) -> None:
+        """Replace every cache layer by a SlotLayer of `rows` x `width` made of `blocks(old layer)`, with
+        room for the tokens the active sequences may still generate (capped; it doubles when that runs
+        out). Caches of other layer types (a single row, never batched) just take the one block."""
+        if not self._batchable:
+            for layer in self._cache.layers:
+                (layer.keys, layer.values, _, _), = blocks(layer)
+            return
+        slot_layer = _slot_layer_class()
+        ahead = max(seq.options.max_tokens - len(seq.reply.ids) for seq in self._active)
+        headroom = max(16, min(ahead, HEADROOM_CAP))
+        self._cache.layers = [slot_layer(blocks(layer), rows, width, width + headroom) for layer in self._cache.layers]
 
     def _step(self) -> None:
         loaded = self.loaded
@@ -355,9 +421,8 @@ class BatchEngine(_EngineThread):
         real = self._mask.any(dim=0).nonzero()
         first = int(real[0]) if len(real) else 0
         self._mask = self._mask[:, first:]
-        for layer in self._cache.layers:
-            layer.keys = layer.keys[index, :, first:]
-            layer.values = layer.values[index, :, first:]
+        self._rebuild(lambda layer: [(layer.keys[index, :, first:], layer.values[index, :, first:], 0, 0)],
+                      rows=len(keep), width=self._mask.shape[1])
 
     def _reset(self) -> None:
         self._active, self._cache, self._mask, self._positions, self._last = [], None, None, None, None
