@@ -34,10 +34,11 @@ from pathlib import Path
 
 import openai
 
-from belle_evaluator.evalset import bundled_eval_set, load_judge_prompts, render_judge_prompt
+from belle_evaluator.evalset import bundled_eval_set
 from belle_evaluator.judge import Judge
-from belle_evaluator.judge_parse import parse_score
+from belle_shared.judging import parse_score
 from belle_shared.db.engine import make_engine, make_session_factory
+from belle_shared.judging import load_judge_prompts, render_judge_prompt
 from belle_shared.db.migrate import upgrade
 from belle_shared.settings import Settings
 from belle_shared.specs import TeacherEndpoint

@@ -15,7 +15,8 @@ import uuid
 import pytest
 from sqlalchemy import select
 
-from belle_evaluator.evalset import EvalQuestion, bundled_eval_set, load_judge_prompts, render_judge_prompt
+from belle_evaluator.evalset import EvalQuestion, bundled_eval_set
+from belle_shared.judging import load_judge_prompts, render_judge_prompt
 from belle_evaluator.judge import Judge, load_pairwise_prompt, pairwise_outcome, render_pairwise_prompt
 from belle_shared.db.models import Judgment as JudgmentRow
 from belle_shared.errors import JobError

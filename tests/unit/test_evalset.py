@@ -10,17 +10,8 @@ from collections import Counter
 
 import pytest
 
-from belle_evaluator.evalset import (
-    CLASSES,
-    NO_REFERENCE,
-    EvalQuestion,
-    EvalSetError,
-    bundled_eval_set,
-    canonical_class,
-    load_judge_prompts,
-    parse_eval_set,
-    render_judge_prompt,
-)
+from belle_evaluator.evalset import CLASSES, EvalQuestion, EvalSetError, bundled_eval_set, canonical_class, parse_eval_set
+from belle_shared.judging import NO_REFERENCE, load_judge_prompts, render_judge_prompt
 from belle_teacher.replies import parse_judge, parse_self_instruct
 
 NEEDS_REFERENCE = {"closed qa", "classification", "extract", "math", "translation", "rewrite", "summarization", "code"}

@@ -6,8 +6,9 @@ import doctest
 
 import pytest
 
-from belle_evaluator import judge_parse, metrics
-from belle_evaluator.judge_parse import parse_preference, parse_score
+from belle_evaluator import metrics
+from belle_shared import judging
+from belle_shared.judging import parse_preference, parse_score
 
 
 @pytest.mark.parametrize("reply, expected", [
@@ -107,6 +108,6 @@ def test_parse_preference_is_none_when_unclear(reply):
 
 
 def test_module_examples_hold():
-    for module in (judge_parse, metrics):
+    for module in (judging, metrics):
         result = doctest.testmod(module)
         assert result.attempted > 0 and result.failed == 0, module.__name__

@@ -500,7 +500,7 @@ def test_pairwise_reply_picks_the_correct_answer():
 
 
 def test_position_bias_first_always_prefers_a_and_swapping_cancels_it():
-    from belle_evaluator.judge_parse import parse_preference
+    from belle_shared.judging import parse_preference
     from belle_teacher.replies import PairwisePrompt, pairwise_reply
 
     question, right, wrong = "把305写成中文数字", "三百零五", "三百五"
@@ -519,7 +519,7 @@ def test_position_bias_first_always_prefers_a_and_swapping_cancels_it():
 
 
 def test_position_bias_option_reaches_the_server():
-    from belle_evaluator.judge_parse import parse_preference
+    from belle_shared.judging import parse_preference
     from belle_teacher.__main__ import parse_args
 
     assert parse_args([]).position_bias == "none"

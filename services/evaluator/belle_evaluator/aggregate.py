@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from typing import Sequence
 
 from belle_evaluator.evalset import CLASSES
-from belle_evaluator.judge_parse import Preference
+from belle_shared.judging import Preference
 
 OVERALL = "overall"
 OVERALL_WITHOUT_OTHERS = "overall_without_others"

@@ -11,7 +11,7 @@ rows over "open qa" vs "open QA". A user writes or edits these files by hand, so
 the first problem and says on which line it is and what is wrong.
 
 Judge prompts, their rendering and the reading of replies are in ``belle_shared.judging`` (the
-gateway scores single questions with them too); this module keeps the evaluator's names for them.
+gateway scores single questions with them too).
 
 The bundled eval set is ``belle_evaluator/data/eval_set_zh.jsonl``; the judge prompts are
 ``belle_shared/data/judge_prompts.json``.
@@ -26,11 +26,9 @@ from collections.abc import Iterable
 from importlib import resources
 
 from belle_shared.eval_sets import EvalRow, EvalSetError, parse_eval_rows
-from belle_shared.judging import JUDGE_PROMPTS_FILE, NO_REFERENCE, PLACEHOLDERS, load_judge_prompts, render_judge_prompt
 from belle_shared.specs import EVAL_CLASSES, canonical_eval_class
 
-__all__ = ["CLASSES", "JUDGE_PROMPTS_FILE", "NO_REFERENCE", "PLACEHOLDERS", "EvalQuestion", "EvalSetError",
-           "bundled_eval_set", "canonical_class", "load_judge_prompts", "parse_eval_set", "render_judge_prompt"]
+__all__ = ["CLASSES", "EvalQuestion", "EvalSetError", "bundled_eval_set", "canonical_class", "parse_eval_set"]
 
 # BELLE's eleven task classes, spelled as in its eval set, then "others". The list lives with the job
 # spec (belle_shared.specs), which checks a spec's class filter without importing the evaluator.

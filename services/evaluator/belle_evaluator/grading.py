@@ -18,7 +18,8 @@ from typing import Any, TypeVar
 
 from belle_evaluator.aggregate import pairwise_points
 from belle_evaluator.answer_config import Answer
-from belle_evaluator.evalset import EvalQuestion, load_judge_prompts, render_judge_prompt
+from belle_evaluator.evalset import EvalQuestion
+from belle_shared.judging import load_judge_prompts, render_judge_prompt
 from belle_evaluator.judge import Judge, load_pairwise_prompt, pairwise_outcome, render_pairwise_prompt
 from belle_evaluator.metrics import reference_score
 from belle_shared.errors import JobError

@@ -38,9 +38,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from belle_evaluator.evalset import NO_REFERENCE, EvalQuestion
-from belle_evaluator.judge_parse import Preference as Verdict
-from belle_evaluator.judge_parse import parse_preference, parse_score
+from belle_evaluator.evalset import EvalQuestion
+from belle_shared.judging import NO_REFERENCE
+from belle_shared.judging import Preference as Verdict
+from belle_shared.judging import parse_preference, parse_score
 from belle_shared.db.models import Judgment as JudgmentRow
 from belle_shared.llm_client import Reply, TeacherClient
 from belle_shared.specs import TeacherEndpoint
