@@ -46,13 +46,12 @@ from belle_evaluator.answer_config import (
     read_questions,
     write_answers,
 )
+from belle_shared.chat_models import context_length, eos_token_ids, generation_settings, render_chat
 from belle_shared.progress import ProgressWriter
 from belle_shared.worker_watch import exit_with_worker
 
 log = logging.getLogger("belle_evaluator.generate")
 
-# Tokenizers without a real limit report this huge number (transformers' VERY_LARGE_INTEGER).
-_NO_LIMIT = 1_000_000_000
 MAX_ERROR_CHARS = 2000
 
 
@@ -63,34 +62,11 @@ class Prompt:
     warning: str | None = None
 
 
-def context_length(model: Any, tokenizer: Any) -> int | None:
-    """The most positions the model handles: its config's limit, else the tokenizer's; None if
-    neither says (BLOOM's ALiBi has no fixed limit)."""
-    config = model.config
-    for name in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
-        value = getattr(config, name, None)
-        if isinstance(value, int) and value > 0:
-            return value
-    limit = getattr(tokenizer, "model_max_length", None)
-    if isinstance(limit, int) and 0 < limit < _NO_LIMIT:
-        return limit
-    return None
-
-
 def prompt_budget(context: int | None, max_new_tokens: int) -> int | None:
     """The longest prompt kept whole: room for the full answer, but never less than half the context."""
     if context is None:
         return None
     return max(context - max_new_tokens, context // 2, 1)
-
-
-def render_prompt(tokenizer: Any, question: str) -> list[int]:
-    """The token ids of one question as a user message, through the model's own chat template."""
-    text = tokenizer.apply_chat_template([{"role": "user", "content": question}], tokenize=False,
-                                         add_generation_prompt=True)
-    # The template writes the special tokens it wants (a BOS, role markers) as text; adding the
-    # tokenizer's own on top would double them.
-    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
 def fit_prompt(qid: int, ids: list[int], budget: int | None, context: int | None) -> Prompt:
@@ -100,36 +76,11 @@ def fit_prompt(qid: int, ids: list[int], budget: int | None, context: int | None
                                       f"the model's context of {context} tokens")
 
 
-def eos_token_ids(model: Any, tokenizer: Any) -> list[int]:
-    """Every id that ends an answer: the tokenizer's EOS and the generation config's (chat models
-    often add an end-of-turn token there)."""
-    ids: list[int] = []
-    for value in (tokenizer.eos_token_id, getattr(model.generation_config, "eos_token_id", None)):
-        for token in value if isinstance(value, (list, tuple)) else [value]:
-            if isinstance(token, int) and token not in ids:
-                ids.append(token)
-    return ids
-
-
 def generation_config(options: Any, *, max_new_tokens: int, eos_ids: list[int], pad_id: int) -> Any:
     from transformers import GenerationConfig
 
-    # Every knob is set, because generate() fills what is left unset from the model folder's config.
-    # The greedy values of the sampling knobs are transformers' neutral defaults (no warning).
-    sample = options.temperature > 0
-    return GenerationConfig(
-        max_new_tokens=max_new_tokens,
-        do_sample=sample,
-        num_beams=1,
-        temperature=options.temperature if sample else 1.0,
-        top_p=options.top_p if sample else 1.0,
-        top_k=0 if sample else 50,  # 0 switches top-k off: OpenAI-style options have none
-        typical_p=1.0,
-        repetition_penalty=1.0,
-        no_repeat_ngram_size=0,
-        eos_token_id=eos_ids,
-        pad_token_id=pad_id,
-    )
+    return GenerationConfig(**generation_settings(max_new_tokens=max_new_tokens, temperature=options.temperature,
+                                                  top_p=options.top_p, eos_ids=eos_ids, pad_id=pad_id))
 
 
 def load_model(path: Path, device: str) -> tuple[Any, Any]:
@@ -192,7 +143,7 @@ def run(config: AnswerConfig, writer: ProgressWriter) -> list[Answer]:
     pad_id = next(v for v in (tokenizer.pad_token_id, *eos_ids, 0) if v is not None)
     set_seed(config.seed)
 
-    prompts = [fit_prompt(qid, render_prompt(tokenizer, question), budget, context) for qid, question in questions]
+    prompts = [fit_prompt(qid, render_chat(tokenizer, [{"role": "user", "content": question}]), budget, context) for qid, question in questions]
     # Longest first: similar lengths share a batch (little padding) and the biggest batch runs first.
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i].ids))
     answers: dict[int, Answer] = {}

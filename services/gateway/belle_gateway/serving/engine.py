@@ -28,11 +28,9 @@ import torch
 import torch.nn.functional as F
 
 from belle_gateway.serving.output import ReplyText
+from belle_shared.chat_models import context_length, eos_token_ids, generation_settings, render_chat
 
 log = logging.getLogger(__name__)
-
-# Tokenizers without a real limit report this huge number (transformers' VERY_LARGE_INTEGER).
-_NO_LIMIT = 1_000_000_000
 
 Emit = Callable[[dict[str, Any]], None]
 
@@ -69,9 +67,9 @@ class LoadedModel:
         dtype: Any = "auto" if self.device == "cuda" else torch.float32
         self.model = AutoModelForCausalLM.from_pretrained(self.folder, dtype=dtype, device_map=self.device)
         self.model.eval()
-        self.eos_ids = self._eos_ids()
+        self.eos_ids = eos_token_ids(self.model, self.tokenizer)
         self.pad_id = next(v for v in (self.tokenizer.pad_token_id, *self.eos_ids, 0) if v is not None)
-        self.context_length = self._context_length()
+        self.context_length = context_length(self.model, self.tokenizer)
         self.takes_position_ids = "position_ids" in inspect.signature(self.model.forward).parameters
 
     @property
@@ -84,32 +82,12 @@ class LoadedModel:
             raise EngineInputError("this model has no chat template (tokenizer_config.json 'chat_template' or "
                                    "chat_template.jinja), so its conversations cannot be rendered")
         try:
-            text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            return render_chat(self.tokenizer, messages)
         except Exception as exc:  # a template's own raise_exception(): e.g. roles out of order
             raise EngineInputError(f"the model's chat template refused the messages: {exc}") from None
-        # The template writes the special tokens it wants as text; adding the tokenizer's own would double them.
-        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def decode(self, ids: Seq[int]) -> str:
         return self.tokenizer.decode(list(ids), skip_special_tokens=True)
-
-    def _eos_ids(self) -> list[int]:
-        ids: list[int] = []
-        for value in (self.tokenizer.eos_token_id, getattr(self.model.generation_config, "eos_token_id", None)):
-            for token in value if isinstance(value, (list, tuple)) else [value]:
-                if isinstance(token, int) and token not in ids:
-                    ids.append(token)
-        return ids
-
-    def _context_length(self) -> int | None:
-        for name in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
-            value = getattr(self.model.config, name, None)
-            if isinstance(value, int) and value > 0:
-                return value
-        limit = getattr(self.tokenizer, "model_max_length", None)
-        if isinstance(limit, int) and 0 < limit < _NO_LIMIT:
-            return limit
-        return None  # BLOOM's ALiBi has no fixed limit
 
 
 class Sequence:
@@ -480,13 +458,10 @@ class SequentialEngine(_EngineThread):
             def __call__(self, input_ids, scores, **kwargs):
                 return torch.full((input_ids.shape[0],), seq.done, dtype=torch.bool, device=input_ids.device)
 
-        sample = not options.greedy
-        config = GenerationConfig(
-            max_new_tokens=options.max_tokens, do_sample=sample, num_beams=1,
-            temperature=options.temperature if sample else 1.0, top_p=options.top_p if sample else 1.0,
-            top_k=0 if sample else 50, typical_p=1.0, repetition_penalty=1.0, no_repeat_ngram_size=0,
-            eos_token_id=None if options.ignore_eos else eos_ids, pad_token_id=loaded.pad_id)
-        if sample and options.seed is not None:
+        config = GenerationConfig(**generation_settings(
+            max_new_tokens=options.max_tokens, temperature=options.temperature, top_p=options.top_p,
+            eos_ids=None if options.ignore_eos else eos_ids, pad_id=loaded.pad_id))
+        if not options.greedy and options.seed is not None:
             torch.manual_seed(options.seed)
         ids = torch.tensor([seq.prompt_ids], dtype=torch.long, device=loaded.model.device)
         with torch.inference_mode():
