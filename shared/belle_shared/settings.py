@@ -11,10 +11,21 @@ import tempfile
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "dev-secret"}
+
+
+def split_commas(value):
+    """A comma-separated environment value as a list of its non-blank parts (a list passes through)."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+# A list setting written "a,b,c" in the environment (NoDecode: not parsed as JSON first).
+CommaList = Annotated[list[str], NoDecode, BeforeValidator(split_commas)]
 
 
 class Settings(BaseSettings):
@@ -48,7 +59,7 @@ class Settings(BaseSettings):
     secret_key: str = Field(
         "dev-secret", description="Server-side secret (HMAC pepper for API key hashes). Required in production."
     )
-    shared_secret_names: Annotated[list[str], NoDecode] = Field(
+    shared_secret_names: CommaList = Field(
         default_factory=list,
         description="Environment variables of the workers that any team may use as a secret (an operator's "
         "teacher or judge key), comma-separated. No other variable is ever read for a secret name: a team "
@@ -77,13 +88,6 @@ class Settings(BaseSettings):
         description="Broker redelivery timeout for unacknowledged messages. Must exceed the longest job; "
         "dead workers are recovered by the lease, not by this.",
     )
-
-    @field_validator("shared_secret_names", mode="before")
-    @classmethod
-    def _split_names(cls, value):
-        if isinstance(value, str):
-            value = [part.strip() for part in value.split(",") if part.strip()]
-        return value
 
     @model_validator(mode="after")
     def _no_placeholder_secret_in_production(self) -> "Settings":
