@@ -5,10 +5,10 @@
 synchronously at temperature 0 and returns the parsed score with the judge's explanation.
 `GET /v1/evals/judge/prompts` lists the classes and their templates.
 
-The judge is named as in an eval spec's ``judge`` field; its key is the team's own secret named by
-``judge.api_key_secret`` (`PUT /v1/secrets/{name}`). Unlike a worker, the gateway does not fall back
-to an environment variable of that name: the gateway's environment holds its own credentials, and a
-team that picks the judge's URL must not be able to have them sent there.
+The judge is named as in an eval spec's ``judge`` field; its key is resolved as a worker resolves
+it (`belle_shared.secrets`): the team's own secret named by ``judge.api_key_secret``
+(`PUT /v1/secrets/{name}`), else an environment variable of that name only if the operator lists it
+in ``BELLE_SHARED_SECRET_NAMES`` (a team picks the judge's URL, so no other variable is ever read).
 
 A request waits for the judge, so it retries less than a job would (at most ``MAX_RETRIES``, each
 reply within ``MAX_TIMEOUT`` seconds). A judge that cannot be reached is a 502; one that refuses the
@@ -17,19 +17,17 @@ key or does not serve the model is a 400 naming the field to change. Nothing is 
 
 from __future__ import annotations
 
-from cryptography.fernet import InvalidToken
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
 
-from belle_gateway.deps import SessionDep, SettingsDep, TeamDep
+from belle_gateway.deps import SettingsDep, TeamDep
 from belle_gateway.errors import APIError
-from belle_shared.db.models import TeamSecret
 from belle_shared.errors import JobError, RetryableJobError
 from belle_shared.eval_sets import EvalRow
 from belle_shared.judging import load_judge_prompts, parse_score, render_judge_prompt, reply_reason
 from belle_shared.llm_client import TeacherClient
-from belle_shared.secrets import decrypt_secret
+from belle_shared.secrets import resolve_secret
 from belle_shared.specs import EVAL_CLASSES, TeacherEndpoint, canonical_eval_class
 
 router = APIRouter(prefix="/v1/evals/judge", tags=["evals"])
@@ -84,24 +82,8 @@ def prompts(team: TeamDep):
     return JudgePromptsPublic(data=[JudgePromptPublic(cls=c, template=t) for c, t in load_judge_prompts().items()])
 
 
-def _team_secret(session, settings, team, name: str | None) -> str | None:
-    if name is None:
-        return None
-    stored = session.scalar(select(TeamSecret.ciphertext).where(TeamSecret.team_id == team.id, TeamSecret.name == name))
-    session.close()  # the judge may take a while; no connection is held meanwhile
-    if stored is None:
-        raise APIError(400, f"judge.api_key_secret: this team has no secret {name!r}; set it with PUT /v1/secrets/{name}",
-                       param="judge.api_key_secret", code="missing_secret")
-    try:
-        return decrypt_secret(settings, stored)
-    except InvalidToken:
-        raise APIError(400, f"judge.api_key_secret: secret {name!r} cannot be decrypted (the server secret changed "
-                       f"since it was set); set it again with PUT /v1/secrets/{name}",
-                       param="judge.api_key_secret", code="unreadable_secret") from None
-
-
 @router.post("", response_model=JudgmentPublic, response_model_by_alias=True)
-async def judge(body: JudgeRequest, session: SessionDep, settings: SettingsDep, team: TeamDep):
+async def judge(body: JudgeRequest, request: Request, settings: SettingsDep, team: TeamDep):
     """Score one answer with the class's judge prompt: the judge's score (0 to 1) and its explanation."""
     cls = canonical_eval_class(body.cls)
     if cls is None:
@@ -113,7 +95,12 @@ async def judge(body: JudgeRequest, session: SessionDep, settings: SettingsDep, 
     if not body.judge.base_url.startswith(("http://", "https://")):
         raise APIError(400, f"judge.base_url: {body.judge.base_url!r} is not an http(s) URL", param="judge.base_url",
                        code="invalid_url")
-    api_key = _team_secret(session, settings, team, body.judge.api_key_secret)
+    try:
+        api_key = await run_in_threadpool(resolve_secret, body.judge.api_key_secret, param="judge.api_key_secret",
+                                          settings=settings, session_factory=request.app.state.session_factory,
+                                          team_id=team.id)
+    except JobError as exc:
+        raise APIError(400, f"{exc.param}: {exc.message}", param=exc.param, code=exc.code) from None
     row = EvalRow(line=0, question=body.question, cls=cls, std_answer=body.reference or "")
     prompt = render_judge_prompt(load_judge_prompts()[cls], row, body.answer)
     endpoint = body.judge.model_copy(update={"max_retries": min(body.judge.max_retries, MAX_RETRIES),
