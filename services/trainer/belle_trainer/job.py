@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import select
 
 from belle_shared.db.models import Artifact, Dataset, Job, Model, Team
-from belle_shared.errors import JobError
+from belle_shared.errors import JobError, RetryableJobError
 from belle_shared.formats import RowError, to_conversation
 from belle_shared.models import find_model, fine_tuned_model_name
 from belle_shared.progress import PROGRESS_FILE
@@ -33,8 +33,11 @@ from belle_shared.specs import TrainSpec
 from belle_shared.subprocess_run import run_followed, step_failed
 from belle_shared.worker import JobContext
 from belle_trainer import kubernetes_launch
+from belle_trainer.run_lock import wait_until_no_training
 
 log = logging.getLogger(__name__)
+# How long a new attempt waits for an earlier attempt's training to die (it polls its worker every 0.5 s).
+RUN_LOCK_TIMEOUT = 60.0
 
 STEP_EVENT_EVERY_SECONDS = 1.0  # at most one step event per second (every step still lands in the log)
 
@@ -53,6 +56,9 @@ def run_train(spec: TrainSpec, ctx: JobContext, *, work_root: Path) -> dict[str,
 
     run_dir = work_root / str(ctx.job_id)
     run_dir.mkdir(parents=True, exist_ok=True)
+    if not wait_until_no_training(run_dir, timeout=RUN_LOCK_TIMEOUT):
+        raise RetryableJobError("run_folder_busy", f"a training process of an earlier attempt still runs in "
+                                f"{run_dir.name} after {RUN_LOCK_TIMEOUT:.0f}s; will retry")
     inputs = _prepare_inputs(spec, ctx, run_dir)
     base_path = _local_model(ctx, base_uri, work_root / "models" / str(base_id))
     _restore_checkpoint(ctx, run_dir)

@@ -317,6 +317,9 @@ def main(argv: list[str] | None = None) -> int:
 
     _die_with_launcher()
     exit_with_worker()
+    from belle_trainer.run_lock import hold_run_lock
+
+    _run_lock = hold_run_lock(options.config.parent)  # noqa: F841  held until this process ends
     _stdout_to_stderr()
     _single_process_env()
     rank, world_size = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
