@@ -67,12 +67,13 @@ def free_port() -> int:
 class Gateway:
     """`python -m belle_gateway` in its own process, with a team and the model registered."""
 
-    def __init__(self, data_dir: Path, model: Path, engine: str, batch_size: int):
+    def __init__(self, data_dir: Path, model: Path, engine: str, batch_size: int, torch_threads: int):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, "BELLE_DATA_DIR": str(data_dir), "BELLE_PORT": str(self.port),
                     "BELLE_RUN_SWEEPER": "false", "BELLE_CHAT_ENGINE": engine, "BELLE_LOG_LEVEL": "WARNING",
-                    "BELLE_CHAT_MAX_BATCH_SIZE": str(batch_size), "BELLE_MODEL_ROOTS": str(model.parent)}
+                    "BELLE_CHAT_MAX_BATCH_SIZE": str(batch_size),
+                    "BELLE_CHAT_TORCH_THREADS": str(torch_threads), "BELLE_MODEL_ROOTS": str(model.parent)}
         belle = [sys.executable, "-m", "belle_cli.main"]
         subprocess.run([*belle, "admin", "migrate"], env=self.env, check=True, capture_output=True)
         created = subprocess.run([*belle, "admin", "create-team", f"bench-{engine}"], env=self.env, check=True,
@@ -171,6 +172,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--output-tokens", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=16, help="the engine's BELLE_CHAT_MAX_BATCH_SIZE")
+    parser.add_argument("--torch-threads", type=int, default=0,
+                        help="BELLE_CHAT_TORCH_THREADS for both sides (0: torch's default, one per core)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--model-dir", type=Path, default=HERE.parent / ".bench-cache" / "serve-tiny-llama")
     args = parser.parse_args()
@@ -178,13 +181,14 @@ def main() -> None:
     model = build_model(args.model_dir)
     prompts = make_prompts(args.requests, args.seed)
     print(f"{args.requests} requests, {args.clients} concurrent clients, {args.output_tokens} output tokens each, "
-          f"greedy; model {model} (hidden 256, 4 layers); {os.cpu_count()} CPU cores")
+          f"greedy; model {model} (hidden 256, 4 layers); {os.cpu_count()} CPU cores; torch threads "
+          f"{args.torch_threads or 'default'} on both sides")
     runs = {}
     with tempfile.TemporaryDirectory(prefix="belle-bench-serve-") as tmp:
         for engine in ("sequential", "batched"):
             data_dir = Path(tmp) / engine
             data_dir.mkdir()
-            gateway = Gateway(data_dir, model, engine, args.batch_size)
+            gateway = Gateway(data_dir, model, engine, args.batch_size, args.torch_threads)
             try:
                 runs[engine] = asyncio.run(load(gateway, prompts, args.clients, args.output_tokens))
             finally:

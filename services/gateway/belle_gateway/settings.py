@@ -47,6 +47,10 @@ class GatewaySettings(Settings):
     chat_max_resident_models: int = Field(2, ge=1, description="Models kept loaded at once; the least "
                                           "recently used idle one is unloaded to make room.")
     chat_max_batch_size: int = Field(16, ge=1, description="Most requests decoded together per model.")
+    chat_torch_threads: int = Field(0, ge=0, description="torch's intra-op threads for the in-process engine "
+                                    "(`torch.set_num_threads`; process-wide). 0: torch's default, one per core. "
+                                    "Fewer leave cores to the HTTP server; on a busy machine torch's spinning "
+                                    "threads can be many times slower than one.")
     chat_default_max_tokens: int = Field(512, ge=1, description="Reply length when a request sets no max_tokens "
                                          "(never more than the model's context leaves).")
     chat_proxy_routes: dict[str, ProxyRoute] = Field(

@@ -1,12 +1,14 @@
 """The in-process engine: a model folder loaded with transformers, and requests decoded together.
 
-`BatchEngine` keeps one running batch per loaded model. Its thread loops: admit waiting requests
-(each prompt is prefilled on its own, exactly as a single `generate` call would), then run one
-decoding step for every request in the batch at once, then drop the requests that finished or whose
-client went away. Requests of different lengths share the batch through left padding of the KV cache:
-padded positions are masked, so they add exactly zero to attention, and each row keeps its own
-position ids. Greedy outputs are therefore those of one-at-a-time generation, up to floating-point
-ties between two logits (a batched matrix product may round differently from a single-row one).
+`BatchEngine` keeps one running batch per loaded model. Its thread loops: take the waiting requests
+that fit (up to the batch size, and `PREFILL_TOKENS` prompt tokens at once), run one forward for the
+whole batch, hand every sequence its next token, and drop the sequences that finished or whose client
+went away. Requests join and leave between steps. The batch is a `packed.PackedBatch` (running
+sequences and joining prompts packed into one forward; per-sequence cache slots and attention, so no
+padding) for models whose attention transformers lets us replace, else a `padded.PaddedBatch` (each
+prompt prefilled alone, then a left-padded shared cache). Either way a sequence's attention sees exactly
+its own tokens, so greedy outputs are those of one-at-a-time generation, up to floating-point ties
+between two logits (a matrix product over several rows may round differently from a single-row one).
 
 `SequentialEngine` serves one request at a time with `model.generate`: the reference the batching
 engine is checked against, and the baseline of `bench/serve.py`.
@@ -25,7 +27,6 @@ from pathlib import Path
 from typing import Any, Callable, Sequence as Seq
 
 import torch
-import torch.nn.functional as F
 
 from belle_gateway.serving.output import ReplyText
 from belle_shared.chat_models import context_length, eos_token_ids, generation_settings, render_chat
@@ -162,60 +163,7 @@ def pick_token(logits: torch.Tensor, seq: Sequence) -> int:
     return int(torch.multinomial(probs, 1, generator=seq.generator))
 
 
-def _slot_layer_class():
-    """`SlotLayer`, defined on first use (it subclasses a transformers class; imports stay late)."""
-    global _SLOT_LAYER
-    if _SLOT_LAYER is None:
-        from transformers.cache_utils import DynamicLayer
-
-        class SlotLayer(DynamicLayer):
-            """One layer's keys and values in preallocated buffers: a decoding step writes its column in
-            place. transformers' DynamicLayer concatenates the whole cache with each new token, which
-            was over half of a step's time at batch 16 on CPU (copying every row's keys and values)."""
-
-            def __init__(self, parts: list[tuple[torch.Tensor, torch.Tensor, int, int]], rows: int, length: int,
-                         capacity: int):
-                """`parts`: (keys, values, first row, first column) blocks written straight into new
-                zeroed buffers of `rows` x `capacity` columns (padding must be zeros, not garbage:
-                a masked position's weight is exactly 0, and 0 times NaN would not be)."""
-                super().__init__()
-                like_keys, like_values = parts[0][0], parts[0][1]
-                heads = like_keys.shape[1]
-                self.dtype, self.device, self.is_initialized = like_keys.dtype, like_keys.device, True
-                capacity = max(capacity, length)
-                self._keys = like_keys.new_zeros((rows, heads, capacity, like_keys.shape[-1]))
-                self._values = like_values.new_zeros((rows, heads, capacity, like_values.shape[-1]))
-                for keys, values, row, column in parts:
-                    self._keys[row:row + keys.shape[0], :, column:column + keys.shape[2]] = keys
-                    self._values[row:row + values.shape[0], :, column:column + values.shape[2]] = values
-                self.length = length
-                self._views()
-
-            def _views(self) -> None:
-                self.keys = self._keys[:, :, : self.length]
-                self.values = self._values[:, :, : self.length]
-
-            def update(self, key_states, value_states, *args, **kwargs):
-                end = self.length + key_states.shape[-2]
-                if end > self._keys.shape[2]:  # out of room: double (rare; capacity covers most replies)
-                    grown = SlotLayer([(self.keys, self.values, 0, 0)], self._keys.shape[0], self.length,
-                                      max(end, 2 * self._keys.shape[2]))
-                    self._keys, self._values = grown._keys, grown._values
-                self._keys[:, :, self.length:end] = key_states
-                self._values[:, :, self.length:end] = value_states
-                self.length = end
-                self._views()
-                return self.keys, self.values
-
-            def get_seq_length(self) -> int:
-                return self.length
-
-        _SLOT_LAYER = SlotLayer
-    return _SLOT_LAYER
-
-
-_SLOT_LAYER: Any = None
-HEADROOM_CAP = 256  # most columns reserved ahead for replies still to come
+PREFILL_TOKENS = 2048  # most prompt tokens joining in one step (bounds a step's time and memory)
 
 
 class _EngineThread:
@@ -250,8 +198,9 @@ class _EngineThread:
             self._cond.notify()
         self._thread.join(timeout=30)
 
-    def _take(self, limit: int) -> list[Sequence] | None:
-        """Wait for work; the sequences to admit (up to `limit`), or None when stopping."""
+    def _take(self, limit: int, tokens: int | None = None) -> list[Sequence] | None:
+        """Wait for work; the sequences to admit (up to `limit`, and prompts of at most `tokens` tokens
+        together, though always one when `limit` allows), or None when stopping."""
         with self._cond:
             while not self._stopping and not self._waiting and self.active_count == 0:
                 self._cond.wait()
@@ -260,9 +209,14 @@ class _EngineThread:
                     seq.fail("the model was unloaded")
                 self._waiting.clear()
                 return None
-            taken = []
+            taken: list[Sequence] = []
+            budget = tokens
             while self._waiting and len(taken) < limit:
+                size = len(self._waiting[0].prompt_ids)
+                if budget is not None and taken and size > budget:
+                    break
                 taken.append(self._waiting.popleft())
+                budget = None if budget is None else budget - size
             return taken
 
     def _run(self) -> None:
@@ -270,140 +224,48 @@ class _EngineThread:
 
 
 class BatchEngine(_EngineThread):
-    """Continuous batching over a left-padded KV cache (see the module docstring)."""
+    """Continuous batching (see the module docstring): a `PackedBatch` where the model allows it, else
+    a `PaddedBatch`."""
 
-    def __init__(self, loaded: LoadedModel, *, max_batch_size: int = 16):
+    def __init__(self, loaded: LoadedModel, *, max_batch_size: int = 16, prefill_tokens: int = PREFILL_TOKENS):
+        from belle_gateway.serving.packed import PackedBatch, packed_supported
+        from belle_gateway.serving.padded import PaddedBatch
+
         self.max_batch_size = max_batch_size
-        self._active: list[Sequence] = []
-        self._cache: Any = None  # transformers DynamicCache with one row per active sequence
-        self._mask: torch.Tensor | None = None  # [rows, cached positions + 0]: 1 real, 0 padding
-        self._positions: torch.Tensor | None = None  # [rows]: the position of each row's next input token
-        self._last: torch.Tensor | None = None  # [rows]: each row's last token, the next step's input
-        self._batchable: bool | None = None  # False for caches other than plain dynamic layers
-        self.steps = 0
-        self.peak_rows = 0
+        self.prefill_tokens = prefill_tokens
+        self.batch: Any = (PackedBatch(loaded, max_batch_size) if packed_supported(loaded.model)
+                           else PaddedBatch(loaded, max_batch_size))
         super().__init__(loaded, name=f"engine-{loaded.folder.name}")
 
     @property
     def active_count(self) -> int:
-        return len(self._active)
+        return len(self.batch.active)
+
+    @property
+    def steps(self) -> int:
+        return self.batch.steps
+
+    @property
+    def peak_rows(self) -> int:
+        return self.batch.peak_rows
 
     def _run(self) -> None:
         while True:
-            room = self.max_batch_size - len(self._active) if self._batchable is not False else (
-                0 if self._active else 1)
-            admitted = self._take(max(room, 0))
+            admitted = self._take(max(self.batch.room, 0), self.prefill_tokens)
             if admitted is None:
-                for seq in self._active:
-                    seq.fail("the model was unloaded")
+                self.batch.fail_all("the model was unloaded")
                 return
+            joining = [seq for seq in admitted if not seq.cancelled]
             try:
                 with torch.inference_mode():
-                    for seq in admitted:
-                        if not seq.cancelled:
-                            self._prefill(seq)
-                    if self._active:
-                        self._step()
+                    self.batch.step(joining, pick_token)
             except Exception as exc:  # a broken model fails its requests, not the gateway
                 log.exception("engine step failed")
-                for seq in [*admitted, *self._active]:
-                    seq.fail(f"generation failed: {type(exc).__name__}: {exc}")
-                self._reset()
-
-    def _prefill(self, seq: Sequence) -> None:
-        from transformers import DynamicCache
-
-        model = self.loaded.model
-        ids = torch.tensor([seq.prompt_ids], dtype=torch.long, device=model.device)
-        out = model(input_ids=ids, attention_mask=torch.ones_like(ids), past_key_values=DynamicCache(config=model.config),
-                    use_cache=True)
-        token = pick_token(out.logits[0, -1], seq)
-        if seq.push(token, self.loaded.eos_ids):
-            return
-        self._join(seq, out.past_key_values, token)
-
-    def _join(self, seq: Sequence, cache: Any, token: int) -> None:
-        from transformers.cache_utils import DynamicLayer
-
-        if self._batchable is None:
-            self._batchable = all(type(layer) is DynamicLayer for layer in cache.layers)
-        device = self.loaded.model.device
-        length = len(seq.prompt_ids)
-        row_mask = torch.ones((1, length), dtype=torch.long, device=device)
-        self._active.append(seq)
-        if self._cache is None:
-            self._cache, self._mask = cache, row_mask
-            self._positions = torch.tensor([length], device=device)
-            self._last = torch.tensor([token], device=device)
-            self._rebuild(lambda layer: [(layer.keys, layer.values, 0, 0)], rows=1, width=length)
-        else:
-            # The batch and the new row left-padded to one width, written into new buffers at once.
-            rows, width = len(self._active), max(self._mask.shape[1], length)
-            grow, fit = width - self._mask.shape[1], width - length
-            new_layers = iter(cache.layers)
-
-            def stacked(layer):
-                new = next(new_layers)
-                return [(layer.keys, layer.values, 0, grow), (new.keys, new.values, rows - 1, fit)]
-
-            self._rebuild(stacked, rows=rows, width=width)
-            self._mask = torch.cat([F.pad(self._mask, (grow, 0)), F.pad(row_mask, (fit, 0))], dim=0)
-            self._positions = torch.cat([self._positions, torch.tensor([length], device=device)])
-            self._last = torch.cat([self._last, torch.tensor([token], device=device)])
-        self.peak_rows = max(self.peak_rows, len(self._active))
-
-    def _rebuild(self, blocks: Callable[[Any], list], *, rows: int, width: int) -> None:
-        """Replace every cache layer by a SlotLayer of `rows` x `width` made of `blocks(old layer)`, with
-        room for the tokens the active sequences may still generate (capped; it doubles when that runs
-        out). Caches of other layer types (a single row, never batched) just take the one block."""
-        if not self._batchable:
-            for layer in self._cache.layers:
-                (layer.keys, layer.values, _, _), = blocks(layer)
-            return
-        slot_layer = _slot_layer_class()
-        ahead = max(seq.options.max_tokens - len(seq.reply.ids) for seq in self._active)
-        headroom = max(16, min(ahead, HEADROOM_CAP))
-        self._cache.layers = [slot_layer(blocks(layer), rows, width, width + headroom) for layer in self._cache.layers]
-
-    def _step(self) -> None:
-        loaded = self.loaded
-        rows = len(self._active)
-        self._mask = torch.cat([self._mask, torch.ones((rows, 1), dtype=self._mask.dtype, device=self._mask.device)], 1)
-        inputs = {"input_ids": self._last[:, None], "attention_mask": self._mask, "past_key_values": self._cache,
-                  "use_cache": True}
-        if loaded.takes_position_ids:
-            inputs["position_ids"] = self._positions[:, None]
-        logits = loaded.model(**inputs).logits[:, -1]
-        greedy = logits.argmax(dim=-1).tolist()
-        self._positions += 1
-        self.steps += 1
-        keep = []
-        for row, seq in enumerate(self._active):
-            if seq.cancelled:
-                continue
-            token = greedy[row] if seq.options.greedy else pick_token(logits[row], seq)
-            if not seq.push(token, loaded.eos_ids):
-                self._last[row] = token
-                keep.append(row)
-        if len(keep) < rows:
-            self._select(keep)
-
-    def _select(self, keep: list[int]) -> None:
-        """Keep only these rows, and drop leading columns that are padding in every remaining row."""
-        if not keep:
-            self._reset()
-            return
-        index = torch.tensor(keep, device=self._mask.device)
-        self._active = [self._active[i] for i in keep]
-        self._mask, self._positions, self._last = self._mask[index], self._positions[index], self._last[index]
-        real = self._mask.any(dim=0).nonzero()
-        first = int(real[0]) if len(real) else 0
-        self._mask = self._mask[:, first:]
-        self._rebuild(lambda layer: [(layer.keys[index, :, first:], layer.values[index, :, first:], 0, 0)],
-                      rows=len(keep), width=self._mask.shape[1])
-
-    def _reset(self) -> None:
-        self._active, self._cache, self._mask, self._positions, self._last = [], None, None, None, None
+                message = f"generation failed: {type(exc).__name__}: {exc}"
+                failed = self.batch.fail_all(message)
+                for seq in joining:
+                    if seq not in failed:
+                        seq.fail(message)
 
 
 class SequentialEngine(_EngineThread):
@@ -483,6 +345,8 @@ class EngineHandle:
     users: int = field(default=0)
 
 
-def load_engine(folder: str | Path, kind: str, max_batch_size: int) -> EngineHandle:
+def load_engine(folder: str | Path, kind: str, max_batch_size: int, *, torch_threads: int = 0) -> EngineHandle:
+    if torch_threads:
+        torch.set_num_threads(torch_threads)
     loaded = LoadedModel(folder)
     return EngineHandle(engine=ENGINES[kind](loaded, max_batch_size=max_batch_size), loaded=loaded)

@@ -28,12 +28,13 @@ class PoolBusy(Exception):
 
 class ModelPool:
     def __init__(self, *, store: ArtifactStore, cache_dir: Path, engine_kind: str, max_resident: int,
-                 max_batch_size: int):
+                 max_batch_size: int, torch_threads: int = 0):
         self.store = store
         self.cache_dir = cache_dir
         self.engine_kind = engine_kind
         self.max_resident = max_resident
         self.max_batch_size = max_batch_size
+        self.torch_threads = torch_threads
         self._handles: OrderedDict[str, Any] = OrderedDict()  # model id -> EngineHandle, oldest use first
         self._lock = threading.Lock()
         self._load_locks: dict[str, threading.Lock] = {}
@@ -58,7 +59,7 @@ class ModelPool:
             folder, downloaded = self.store.local_folder(uri, self.cache_dir / model_id)
             if downloaded:
                 log.info("downloaded model %s from %s", model_id, uri)
-            handle = load_engine(folder, self.engine_kind, self.max_batch_size)
+            handle = load_engine(folder, self.engine_kind, self.max_batch_size, torch_threads=self.torch_threads)
             with self._lock:
                 handle.users += 1
                 self._handles[model_id] = handle

@@ -59,7 +59,8 @@ class ChatService:
         if settings.chat_engine != "off":
             self.pool = ModelPool(store=store, cache_dir=settings.data_dir / "serving-cache",
                                   engine_kind=settings.chat_engine, max_resident=settings.chat_max_resident_models,
-                                  max_batch_size=settings.chat_max_batch_size)
+                                  max_batch_size=settings.chat_max_batch_size,
+                                  torch_threads=settings.chat_torch_threads)
 
     async def close(self) -> None:
         await self.proxy.close()
@@ -178,8 +179,8 @@ class _Run:
             seq.cancel()
         self.service.pool.release(self.handle)
 
-    async def events(self) -> AsyncIterator[tuple[int, dict]]:
-        """Every event of every choice until all have ended."""
+    async def batches(self) -> AsyncIterator[list[tuple[int, dict]]]:
+        """The events of every choice, as they arrived since the last wake-up, until all have ended."""
         open_choices = len(self.sequences)
         while open_choices:
             await self._arrived.wait()
@@ -187,10 +188,14 @@ class _Run:
             with self._pending_lock:
                 batch = list(self._pending)
                 self._pending.clear()
-            for index, event in batch:
-                if event["type"] in ("done", "error"):
-                    open_choices -= 1
-                yield index, event
+            open_choices -= sum(1 for _, event in batch if event["type"] in ("done", "error"))
+            yield batch
+
+    async def events(self) -> AsyncIterator[tuple[int, dict]]:
+        """Every event of every choice until all have ended."""
+        async for batch in self.batches():
+            for item in batch:
+                yield item
 
     async def collect(self) -> dict:
         texts = [""] * len(self.sequences)
@@ -230,7 +235,7 @@ class _Run:
             for index in range(len(self.sequences)):
                 yield self._chunk([ChunkChoice(index=index, delta=Delta(role="assistant", content=""))])
             completion = 0
-            async for index, event in self.events():
+            async for index, event in _joined_text(self.batches()):
                 if event["type"] == "text":
                     yield self._text_chunk(index, event["text"])
                 elif event["type"] == "done":
@@ -246,3 +251,20 @@ class _Run:
             yield "data: [DONE]\n\n"
         finally:
             self.close()  # also when the client went away: Starlette cancels this generator
+
+
+async def _joined_text(batches: AsyncIterator[list[tuple[int, dict]]]) -> AsyncIterator[tuple[int, dict]]:
+    """Events with a choice's consecutive text pieces of one wake-up joined into one. When the event
+    loop keeps up, that is one piece per decoding step, as before; when it falls behind (a busy CPU),
+    it sends one chunk where it would have sent several, so the backlog costs it and the client less."""
+    async for batch in batches:
+        text: dict[int, str] = {}
+        for index, event in batch:
+            if event["type"] == "text":
+                text[index] = text.get(index, "") + event["text"]
+                continue
+            if index in text:
+                yield index, {"type": "text", "text": text.pop(index)}
+            yield index, event
+        for index, joined in text.items():
+            yield index, {"type": "text", "text": joined}
