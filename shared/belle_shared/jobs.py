@@ -15,7 +15,8 @@ from belle_shared.specs import JobSpec
 
 
 def create_job(
-    session: Session, *, team_id: uuid.UUID, spec: JobSpec, parent_id: uuid.UUID | None = None
+    session: Session, *, team_id: uuid.UUID, spec: JobSpec, parent_id: uuid.UUID | None = None,
+    pipeline_step: str | None = None,
 ) -> Job:
     """Add a queued job and its first event (flushed, not committed)."""
     job = Job(
@@ -25,6 +26,7 @@ def create_job(
         status=JobStatus.queued,
         spec=spec.model_dump(mode="json"),
         parent_id=parent_id,
+        pipeline_step=pipeline_step,
         created_at=utcnow(),
     )
     session.add(job)

@@ -64,6 +64,8 @@ def check_model_name(name: str) -> str:
         )
     if _parse_uuid(name) is not None:
         raise ValueError(f"a model name cannot be a UUID (ids and names share one lookup); got {name!r}")
+    if name.endswith("/lineage"):
+        raise ValueError(f"a model name cannot end in '/lineage' (that path shows a model's lineage); got {name!r}")
     return name
 
 

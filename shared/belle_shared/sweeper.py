@@ -1,10 +1,11 @@
 """The sweeper: makes sure no job is lost between the database and the broker.
 
-Three cases, each a short transaction:
+Four cases, each a short transaction:
 1. A running job whose heartbeat stopped (its worker died): back to ``queued`` and re-sent, or
    failed with ``worker_lost`` once it has used ``max_attempts`` deliveries.
 2. A queued job whose message was never sent (the sender died between commit and send): sent.
 3. A queued job sent long ago and never picked up (a broker that lost its data): sent again.
+4. A running pipeline with no step queued or running: advanced (see ``_advance_idle_pipelines``).
 
 Duplicate messages are harmless: a worker claims a job only if no live worker holds it.
 """
@@ -18,12 +19,13 @@ from dataclasses import dataclass, field
 
 from celery import Celery
 from sqlalchemy import false, or_, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from belle_shared.db.models import Job, JobStatus
 from belle_shared.db.types import utcnow
 from belle_shared.jobs import add_event, mark_sent, set_terminal
-from belle_shared.queue import SendFailed, send_job
+from belle_shared.pipelines import PIPELINE_TYPE, advance_pipeline, send_created
+from belle_shared.queue import QUEUE_FOR_TYPE, SendFailed, send_job
 from belle_shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -35,6 +37,7 @@ class SweepReport:
     failed: list[str] = field(default_factory=list)
     sent: list[str] = field(default_factory=list)
     send_errors: int = 0
+    pipelines_advanced: list[str] = field(default_factory=list)
 
 
 def sweep(session_factory: sessionmaker[Session], celery: Celery, settings: Settings, *, now: dt.datetime | None = None) -> SweepReport:
@@ -83,6 +86,7 @@ def sweep(session_factory: sessionmaker[Session], celery: Celery, settings: Sett
             select(Job.id, Job.type)
             .where(
                 Job.status == JobStatus.queued,
+                Job.type.in_(QUEUE_FOR_TYPE),  # a pipeline row has no queue
                 or_(
                     Job.id.in_(requeued_ids) if requeued_ids else false(),
                     (Job.sent_at.is_(None) & (Job.created_at < unsent_cutoff)),
@@ -101,9 +105,31 @@ def sweep(session_factory: sessionmaker[Session], celery: Celery, settings: Sett
         with session_factory() as session, session.begin():
             mark_sent(session, job_id=job_id)
         report.sent.append(str(job_id))
+    report.pipelines_advanced = _advance_idle_pipelines(session_factory, celery)
     if report.requeued or report.failed or report.sent:
         log.info("sweeper: requeued=%d failed=%d sent=%d", len(report.requeued), len(report.failed), len(report.sent))
     return report
+
+
+def _advance_idle_pipelines(session_factory: sessionmaker[Session], celery: Celery) -> list[str]:
+    """4. A running pipeline none of whose steps is queued or running: its last step ended but the
+    process that ended it did not advance the pipeline (it died, or the sweeper itself failed the
+    step above). Advancing starts the next steps or ends the pipeline."""
+    child = aliased(Job)
+    active = (select(child.id).where(child.parent_id == Job.id,
+                                     child.status.in_([JobStatus.queued, JobStatus.running, JobStatus.validating_files]))
+              .exists())
+    with session_factory() as session:
+        idle = session.scalars(
+            select(Job.id).where(Job.type == PIPELINE_TYPE, Job.status == JobStatus.running, ~active).limit(100)
+        ).all()
+    advanced = []
+    for pipeline_id in idle:
+        with session_factory() as session, session.begin():
+            created = advance_pipeline(session, pipeline_id=pipeline_id)
+        send_created(session_factory, celery, created)
+        advanced.append(str(pipeline_id))
+    return advanced
 
 
 class SweeperThread(threading.Thread):

@@ -33,6 +33,7 @@ from belle_shared.db.types import utcnow
 from belle_shared.errors import JobCancelled, JobError, LeaseLost, RetryableJobError
 from belle_shared.jobs import add_event, set_terminal
 from belle_shared.logs import configure_logging
+from belle_shared.pipelines import advance_parent
 from belle_shared.queue import QUEUE_FOR_TYPE, SendFailed, make_celery, send_job, task_name
 from belle_shared.settings import Settings
 from belle_shared.specs import JobSpec, parse_spec
@@ -114,6 +115,10 @@ class JobContext:
             file = session.scalar(select(File).where(File.id == file_id, File.team_id == self.team_id))
         if file is None:
             raise JobError("file_not_found", f"no file with id {file_id}", param=param)
+        if not self.store.exists(file.uri):
+            # Say which upload, not where the store keeps it (a server path or bucket is not the team's).
+            raise JobError("file_missing", f"file {file.filename!r} ({file.id}) is recorded but its contents are "
+                           "missing from the artifact store; upload it again", param=param)
         return file
 
     def check_cancelled(self) -> None:
@@ -329,6 +334,7 @@ def execute_job(handler: JobHandler, runtime: WorkerRuntime, job_id: uuid.UUID) 
     worker_id = runtime.worker_id
     claim = claim_job(runtime.session_factory, settings, job_id=job_id, worker_id=worker_id)
     if claim is None:
+        _advance_pipeline_of(runtime, job_id)  # the claim may have ended it (cancelled before it started)
         return None
     ctx = JobContext(job_id=job_id, team_id=claim.team_id, attempt=claim.attempt, runtime=runtime)
     heartbeat = Heartbeat(ctx, settings.heartbeat_interval)
@@ -346,7 +352,17 @@ def execute_job(handler: JobHandler, runtime: WorkerRuntime, job_id: uuid.UUID) 
             send_job(runtime.celery, job_id=job_id, job_type=handler.job_type, countdown=outcome.retry_in)
         except SendFailed as exc:
             log.warning("%s; the sweeper will re-send it", exc)
+    else:
+        _advance_pipeline_of(runtime, job_id)
     return outcome
+
+
+def _advance_pipeline_of(runtime: WorkerRuntime, job_id: uuid.UUID) -> None:
+    """Start the next steps if the job is a pipeline step; on any error the sweeper does it later."""
+    try:
+        advance_parent(runtime.session_factory, runtime.celery, job_id=job_id)
+    except Exception:
+        log.exception("job %s: could not advance its pipeline; the sweeper will", job_id)
 
 
 def _run(handler: JobHandler, claim: Claim, ctx: JobContext, settings: Settings) -> Outcome | None:
@@ -391,7 +407,9 @@ def _run(handler: JobHandler, claim: Claim, ctx: JobContext, settings: Settings)
 def run_worker(registry: JobRegistry, *, queue: str, settings: WorkerSettings, extra_args: list[str] | None = None) -> None:
     """Start a Celery worker consuming ``queue`` with the registry's tasks. Blocks until shutdown."""
     configure_logging(settings)
-    app = make_celery(settings, queues=(queue,))
+    # Every queue is declared (a step that ends sends the next step of its pipeline to its own queue);
+    # `--queues` below makes this worker consume only its own.
+    app = make_celery(settings)
     runtime = WorkerRuntime(settings)
     registry.install(app, runtime)
     argv = [

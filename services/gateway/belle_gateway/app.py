@@ -14,8 +14,8 @@ from fastapi.responses import JSONResponse
 
 from belle_gateway.errors import error_body, install_error_handlers
 from belle_gateway.metrics import HTTP_LATENCY, HTTP_REQUESTS, make_registry
-from belle_gateway.routers import (chat, datasets, eval_judge, evals, files, fine_tuning, health, jobs, models, secrets,
-                                   web)
+from belle_gateway.routers import (chat, datasets, eval_judge, evals, files, fine_tuning, health, jobs, models,
+                                   pipelines, secrets, web)
 from belle_gateway.serving.service import ChatService
 from belle_gateway.settings import GatewaySettings
 from belle_shared.artifacts import ArtifactStore
@@ -72,6 +72,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
 
     app.include_router(health.router)
     app.include_router(jobs.router)
+    app.include_router(pipelines.router)
     app.include_router(files.router)
     app.include_router(datasets.router)
     app.include_router(secrets.router)

@@ -55,3 +55,19 @@ def get_team(request: Request, settings: SettingsDep) -> Team:
 
 
 TeamDep = Annotated[Team, Depends(get_team)]
+
+
+async def json_object_body(request: Request, *, what: str) -> dict:
+    """The request body as a JSON object, or a 400 saying it is not JSON or not an object (``what``
+    names what the object should be: "a job spec")."""
+    import json
+
+    raw = await request.body()
+    try:
+        payload = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise APIError(400, f"request body is not valid JSON: {exc}", code="invalid_json") from None
+    if not isinstance(payload, dict):
+        raise APIError(400, f"request body must be a JSON object ({what}), not {type(payload).__name__}",
+                       code="invalid_body")
+    return payload

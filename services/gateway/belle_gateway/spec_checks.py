@@ -1,6 +1,8 @@
 """Checks a spec must pass before its job is queued: references that exist and belong to the team.
 
-A registry keyed by job type; each check raises APIError naming the offending field.
+A registry keyed by job type; each check raises APIError naming the offending field. In a pipeline,
+an id that an earlier step will produce is a stand-in (``is_pending_output``) when the pipeline is
+submitted: the checks skip it, and whatever depends on it (the base model's modules, say).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from belle_shared.db.models import Dataset, File, Model, ModelKind, Team
 from belle_shared.eval_sets import EvalSetError, iter_eval_rows
 from belle_shared.formats import RowError, to_conversation
 from belle_shared.models import find_model
+from belle_shared.pipelines import is_pending_output
 from belle_shared.specs import PROMPT_PLACEHOLDERS, DatagenSpec, EvalSpec, ImportSpec, JobSpec, QuantizeSpec, TrainSpec
 
 SpecCheck = Callable[[Session, Team, JobSpec, ArtifactStore], None]
@@ -105,6 +108,17 @@ def check_fine_tune_rows(store: ArtifactStore, file: File, param: str, rows: int
 
 @spec_check("train")
 def _train_references(session: Session, team: Team, spec: TrainSpec, store: ArtifactStore) -> None:
+    for param in ("training_file_id", "validation_file_id"):
+        file_id = getattr(spec, param)
+        if file_id is not None:
+            file = require_team_file(session, team, file_id, param, purposes=("fine-tune",))
+            check_fine_tune_rows(store, file, param)
+    for param in ("dataset_id", "validation_dataset_id"):
+        dataset_id = getattr(spec, param)
+        if dataset_id is not None and not is_pending_output(dataset_id):
+            require_team_dataset(session, team, dataset_id, param)
+    if is_pending_output(spec.base_model):
+        return
     model = find_model(session, team.id, spec.base_model)
     if model is None:
         raise APIError(400, f"base_model: no model {spec.base_model!r} (GET /v1/models lists them)",
@@ -112,15 +126,6 @@ def _train_references(session: Session, team: Team, spec: TrainSpec, store: Arti
     if model.kind == ModelKind.quantized:
         raise APIError(400, f"base_model: {model.name!r} is a quantized model and cannot be fine-tuned; use the "
                        "model it was quantized from", param="base_model", code="model_not_trainable")
-
-    for param in ("training_file_id", "validation_file_id"):
-        file_id = getattr(spec, param)
-        if file_id is not None:
-            file = require_team_file(session, team, file_id, param, purposes=("fine-tune",))
-            check_fine_tune_rows(store, file, param)
-    for param in ("dataset_id", "validation_dataset_id"):
-        if getattr(spec, param) is not None:
-            require_team_dataset(session, team, getattr(spec, param), param)
 
     details = model.details or {}
     known = details.get("module_names")
@@ -163,6 +168,10 @@ def _inherited_detail(session: Session, model: Model, key: str, depth: int = 8):
 
 @spec_check("quantize")
 def _quantize_references(session: Session, team: Team, spec: QuantizeSpec, store: ArtifactStore) -> None:
+    if is_pending_output(spec.model_id):
+        if spec.dataset_id is not None and not is_pending_output(spec.dataset_id):
+            require_team_dataset(session, team, spec.dataset_id, "dataset_id")
+        return
     model = find_model(session, team.id, spec.model_id)
     if model is None:
         raise APIError(400, f"model_id: no model {spec.model_id!r} (GET /v1/models lists them)",
@@ -172,7 +181,9 @@ def _quantize_references(session: Session, team: Team, spec: QuantizeSpec, store
         raise APIError(400, f"model_id: {model.name!r} is already quantized "
                        f"({details.get('quantization_method') or 'gptq'}); quantize the model it was made from",
                        param="model_id", code="model_already_quantized")
-    if spec.dataset_id is not None:
+    if is_pending_output(spec.dataset_id):
+        dataset = None
+    elif spec.dataset_id is not None:
         dataset = require_team_dataset(session, team, spec.dataset_id, "dataset_id")
     elif model.dataset_id is not None:
         dataset = session.get(Dataset, model.dataset_id)
@@ -215,7 +226,7 @@ def check_eval_file(store: ArtifactStore, file: File, param: str) -> Counter[str
 @spec_check("eval")
 def _eval_references(session: Session, team: Team, spec: EvalSpec, store: ArtifactStore) -> None:
     for index, ref in enumerate(spec.model_ids):
-        if find_model(session, team.id, ref) is None:
+        if not is_pending_output(ref) and find_model(session, team.id, ref) is None:
             param = f"model_ids[{index}]"
             raise APIError(400, f"{param}: no model {ref!r} (GET /v1/models lists them)", param=param,
                            code="model_not_found")

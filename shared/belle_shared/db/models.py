@@ -115,6 +115,8 @@ class Job(Base):
     status: Mapped[str] = mapped_column(String(32), default=JobStatus.queued)
     spec: Mapped[dict[str, Any]] = mapped_column(JSONType)
     parent_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"), index=True)
+    # The step of the parent pipeline this job runs (a retried step has several jobs; the newest counts).
+    pipeline_step: Mapped[str | None] = mapped_column(String(64))
     # Structured error of a failed job: {"code", "message", "param"?, "details"?}.
     error: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     # What the job produced, in brief (ids of datasets, models, ...); details live in their tables.

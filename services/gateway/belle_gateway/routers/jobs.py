@@ -13,13 +13,14 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 
-from belle_gateway.deps import CeleryDep, SessionDep, SettingsDep, StoreDep, TeamDep
+from belle_gateway.deps import CeleryDep, SessionDep, SettingsDep, StoreDep, TeamDep, json_object_body
 from belle_gateway.errors import APIError, validation_error
 from belle_gateway.metrics import JOBS_SUBMITTED
 from belle_gateway.schemas import JobEventPublic, JobEventsPublic, JobPublic, JobsPublic
 from belle_gateway.spec_checks import run_spec_checks
 from belle_shared.db.models import Job, JobStatus
 from belle_shared.jobs import CancelRefused, create_job, get_team_job, list_events, list_jobs, mark_sent, request_cancel
+from belle_shared.pipelines import PIPELINE_TYPE, advance_pipeline, cancel_pipeline
 from belle_shared.queue import SendFailed, send_job
 from belle_shared.specs import JOB_SPEC_ADAPTER
 
@@ -56,14 +57,7 @@ def submit_job(session, celery, settings, store, team, spec, parent_id: uuid.UUI
 async def create(request: Request, session: SessionDep, celery: CeleryDep, settings: SettingsDep, store: StoreDep,
                  team: TeamDep):
     """Submit a job; the body is a job spec with its `type`."""
-    raw = await request.body()
-    try:
-        payload = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise APIError(400, f"request body is not valid JSON: {exc}", code="invalid_json") from None
-    if not isinstance(payload, dict):
-        raise APIError(400, f"request body must be a JSON object (a job spec), not {type(payload).__name__}",
-                       code="invalid_body")
+    payload = await json_object_body(request, what="a job spec")
     try:
         spec = JOB_SPEC_ADAPTER.validate_python(payload)
     except ValidationError as exc:
@@ -94,9 +88,16 @@ def _team_job(session, team, job_id: uuid.UUID, *, for_update: bool = False) -> 
 
 
 def cancel_job(session, job: Job, *, param: str) -> Job:
-    """Cancel a queued job or ask a running one to stop, and commit; a finished job is a 409 on ``param``."""
+    """Cancel a queued job or ask a running one to stop, and commit; a finished job is a 409 on ``param``.
+    A pipeline cancels its steps; a step cancelled before it started ends its pipeline's wait for it."""
     try:
-        request_cancel(session, job=job)
+        if job.type == PIPELINE_TYPE:
+            cancel_pipeline(session, pipeline=job)
+        else:
+            request_cancel(session, job=job)
+            if job.parent_id is not None and JobStatus(job.status).is_terminal:
+                session.flush()
+                advance_pipeline(session, pipeline_id=job.parent_id)  # a cancelled step starts nothing new
     except CancelRefused as exc:
         raise APIError(409, str(exc), param=param, code="job_finished") from None
     session.commit()
