@@ -64,6 +64,27 @@ class Client:
     def cancel(self, job_id: str) -> dict:
         return self._check(self.http.post(f"/v1/jobs/{job_id}/cancel"))
 
+    def submit_pipeline(self, spec: dict) -> dict:
+        return self._check(self.http.post("/v1/pipelines", json=spec))
+
+    def pipeline(self, pipeline_id: str) -> dict:
+        return self._check(self.http.get(f"/v1/pipelines/{pipeline_id}"))
+
+    def pipelines(self, **params) -> dict:
+        return self._check(self.http.get("/v1/pipelines", params={k: v for k, v in params.items() if v is not None}))
+
+    def retry_pipeline(self, pipeline_id: str) -> dict:
+        return self._check(self.http.post(f"/v1/pipelines/{pipeline_id}/retry"))
+
+    def cancel_pipeline(self, pipeline_id: str) -> dict:
+        return self._check(self.http.post(f"/v1/pipelines/{pipeline_id}/cancel"))
+
+    def evaluation(self, eval_id: str) -> dict:
+        return self._check(self.http.get(f"/v1/evals/{eval_id}"))
+
+    def lineage(self, ref: str) -> dict:
+        return self._check(self.http.get(f"/v1/models/{ref}/lineage"))
+
     def files(self) -> dict:
         return self._check(self.http.get("/v1/files"))
 
