@@ -19,7 +19,7 @@ from belle_gateway.routers import web
 
 ROOT = Path(__file__).resolve().parents[2]
 WEB = ROOT / "services" / "gateway" / "belle_gateway" / "web"
-PAGES = ["index.html", "chat.html", "jobs.html", "evals.html"]
+PAGES = ["index.html", "chat.html", "jobs.html", "evals.html", "pipelines.html", "lineage.html"]
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from belle_gateway.deps import SessionDep, SettingsDep, StoreDep, TeamDep
 from belle_gateway.errors import APIError
+from belle_gateway.lineage import LineagePublic, model_lineage
 from belle_gateway.schemas import ModelDeleted, ModelPublic, ModelsPublic
 from belle_shared.db.models import Model
 from belle_shared.models import ModelExists, check_model_name, find_model, list_models, register_model
@@ -56,6 +57,15 @@ def _visible_model(session, team, ref: str) -> Model:
 def list_(session: SessionDep, team: TeamDep):
     """The team's models and the shared base models."""
     return ModelsPublic(data=_public(session, team, list_models(session, team_id=team.id)))
+
+
+# Before `GET /{model:path}`, which would otherwise take "NAME/lineage" for a model name.
+@router.get("/{model:path}/lineage", response_model=LineagePublic)
+def lineage(model: str, session: SessionDep, team: TeamDep):
+    """Where a model came from: each model back to its base, with the job that made it, its dataset and
+    the job that made that, its eval scores, and the pipeline they ran in."""
+    found = _visible_model(session, team, model)
+    return model_lineage(session, team, found, owner_of=lambda m: SHARED_OWNER if m.team_id is None else team.name)
 
 
 @router.get("/{model:path}", response_model=ModelPublic)

@@ -26,8 +26,11 @@ async function loadModels() {
   for (const m of models) {
     modelSelect.append(el("option", { value: m.id, text: `${m.id} · ${m.kind}` }));
   }
+  // A link may name the model (`chat.html?model=NAME`, as `belle demo` prints); else the last one used.
+  const asked = new URLSearchParams(location.search).get("model");
   const remembered = localStorage.getItem(MODEL_CHOICE);
-  if (models.some((m) => m.id === remembered)) modelSelect.value = remembered;
+  const chosen = [asked, remembered].find((name) => models.some((m) => m.id === name));
+  if (chosen) modelSelect.value = chosen;
   showModel();
 }
 

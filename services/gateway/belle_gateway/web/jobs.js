@@ -1,9 +1,12 @@
 // Jobs, datasets and models. The job list is polled every POLL_MS (status changes show without a
 // reload); the selected job's events follow GET /v1/jobs/{id}/events?stream=true (SSE) live.
+// jobs.html?job=ID opens that job (the lineage and pipelines pages link here); each model links to
+// its lineage page.
 
 import { api, request, sseEvents } from "./api.js";
 import {
-  clear, el, fmtTime, hideError, lineage, renderHeader, requireKey, shortId, shortValue, showError, statusBadge,
+  clear, el, fmtTime, hideError, isId, lineage, lineageHref, pageParam, pipelineLink, renderHeader, requireKey, shortId,
+  shortValue, showError, statusBadge,
 } from "./ui.js";
 
 const POLL_MS = 1500;
@@ -83,6 +86,11 @@ function showJob(job) {
   $("detail-status").replaceChildren(statusBadge(job.status));
   $("detail-spec").textContent = JSON.stringify(job.spec, null, 2);
   $("detail-result").textContent = job.result ? JSON.stringify(job.result, null, 2) : "–";
+  const pipeline = $("detail-pipeline");
+  if (job.type === "pipeline") pipeline.replaceChildren("its steps: ", pipelineLink({ id: job.id, name: job.spec.name }));
+  else if (job.parent_id) pipeline.replaceChildren("a step of ", pipelineLink({ id: job.parent_id }));
+  else clear(pipeline);
+  pipeline.hidden = !pipeline.firstChild;
   const errorBox = $("detail-error");
   if (job.error) showError(errorBox, `${job.error.code || "error"}: ${job.error.message || ""}`);
   else hideError(errorBox);
@@ -169,7 +177,7 @@ async function loadModels() {
           el("pre", { className: "json" }, JSON.stringify(m.details, null, 2)))
         : "–";
       body.append(el("tr", { dataset: { model: m.id } },
-        el("td", { className: "model-name" }, m.id),
+        el("td", { className: "model-name" }, el("a", { href: lineageHref(m.id), title: "lineage" }, m.id)),
         el("td", {}, m.kind),
         el("td", { className: "lineage" }, lineage(models, m.id).join(" ← ")),
         el("td", {}, m.owned_by === "belle" ? "shared" : m.owned_by),
@@ -190,6 +198,13 @@ if (requireKey()) {
   refreshJobs();
   loadDatasets();
   loadModels();
+  const asked = pageParam("job");
+  // Only an id goes into the API's paths: a link is data, and "../" must not reach another route.
+  if (asked && isId(asked)) select(asked).then(() => $("job-detail").scrollIntoView());
+  else if (asked) {
+    $("job-detail").hidden = false;
+    showError($("detail-error"), `no job ${JSON.stringify(asked)}: a job id is a UUID`);
+  }
   setInterval(() => {
     if (!document.hidden) refreshJobs();
   }, POLL_MS);

@@ -39,6 +39,7 @@ export function requireKey() {
 const PAGES = [
   ["chat.html", "Chat"],
   ["jobs.html", "Jobs"],
+  ["pipelines.html", "Pipelines"],
   ["evals.html", "Evaluation"],
 ];
 
@@ -90,6 +91,37 @@ export function lineage(models, name) {
     current = model ? model.parent : null;
   }
   return chain;
+}
+
+/** Whether a value (a query parameter, say) is a UUID: only ids go into the API's paths, so that
+ *  a crafted link cannot send the page's key to another route ("../"). */
+export function isId(value) {
+  return /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(String(value));
+}
+
+/** A query parameter of this page's address, or null. */
+export function pageParam(name) {
+  return new URLSearchParams(location.search).get(name);
+}
+
+/** The lineage page of a model. */
+export function lineageHref(name) {
+  return `lineage.html?model=${encodeURIComponent(name)}`;
+}
+
+/** A job on the jobs page, as "TYPE 1a2b3c4d" and its status (when known). */
+export function jobLink(job) {
+  return el("span", { className: "job-link" },
+    el("a", { href: `jobs.html?job=${encodeURIComponent(job.id)}`, title: job.id, dataset: { jobId: job.id } },
+      job.type ? `${job.type} ` : "", el("span", { className: "mono" }, shortId(job.id))),
+    job.status ? [" ", statusBadge(job.status)] : null);
+}
+
+/** A pipeline on the pipelines page, by name (or its short id). */
+export function pipelineLink(pipeline) {
+  return el("a", { href: `pipelines.html?pipeline=${encodeURIComponent(pipeline.id)}`, title: pipeline.id,
+                   className: "pipeline-link", dataset: { pipelineId: pipeline.id } },
+  pipeline.name || `pipeline ${shortId(pipeline.id)}`);
 }
 
 export function statusBadge(status) {
