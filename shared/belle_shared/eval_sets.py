@@ -8,7 +8,9 @@ The gateway checks an uploaded eval set with these before it queues an eval job,
 import the evaluator (a service never imports another), so the row rules live here: a JSON object,
 a non-empty ``"question"`` string, a known ``"class"`` (matched leniently by
 ``belle_shared.specs.canonical_eval_class``: ``"Open QA"``, ``"open_qa"`` and ``"OPEN-QA"`` are all
-``"open qa"``), and ``"std_answer"`` a string, missing or null (no reference). Extra keys are ignored. Checking stops at the first problem, which names its
+``"open qa"``), and ``"std_answer"`` a string, missing or null (no reference), and an optional ``"metric"``, one of
+``REFERENCE_METRICS``, that scores the row instead of its class's metric (the offline teacher's
+family questions use ``"exact_match_cased"``: exact, case kept). Other extra keys are ignored. Checking stops at the first problem, which names its
 line (1-based). Blank lines are skipped and a UTF-8 BOM on the first line is tolerated.
 
 Standard library only (plus the class list in belle_shared.specs).
@@ -25,14 +27,20 @@ from belle_shared.jsonl import JsonlLineError, iter_json_lines
 from belle_shared.specs import EVAL_CLASSES, canonical_eval_class
 
 
+# The evaluator's reference metrics (belle_evaluator.metrics.METRICS has one function per name).
+REFERENCE_METRICS: tuple[str, ...] = ("exact_match", "exact_match_cased", "math_match", "bleu", "rouge_l", "token_f1")
+
+
 @dataclass(frozen=True)
 class EvalRow:
-    """One eval-set question; ``line`` is its 1-based line, ``cls`` a canonical class name."""
+    """One eval-set question; ``line`` is its 1-based line, ``cls`` a canonical class name, ``metric``
+    the row's own reference metric (None: its class's)."""
 
     line: int
     question: str
     cls: str
     std_answer: str
+    metric: str | None = None
 
 
 class EvalSetError(ValueError):
@@ -82,6 +90,16 @@ def check_eval_row(obj: Any) -> tuple[str, str, str]:
     return question.strip(), cls, std_answer.strip()
 
 
+def row_metric(obj: dict) -> str | None:
+    """The row's optional ``"metric"``; ValueError if it is not one of ``REFERENCE_METRICS``."""
+    metric = obj.get("metric")
+    if metric is None:
+        return None
+    if not isinstance(metric, str) or metric not in REFERENCE_METRICS:
+        raise ValueError(f'unknown "metric" {_quoted(metric)} (known: {", ".join(REFERENCE_METRICS)})')
+    return metric
+
+
 def iter_eval_rows(lines: Iterable[bytes | str], *, source: str = "eval set") -> Iterator[EvalRow]:
     """The rows of JSONL eval-set lines (an open file, text or binary, or a list of lines), one at a
     time; the first bad line raises EvalSetError. Zero rows is not checked here (see parse_eval_rows)."""
@@ -89,9 +107,10 @@ def iter_eval_rows(lines: Iterable[bytes | str], *, source: str = "eval set") ->
         for number, obj in iter_json_lines(lines):
             try:
                 question, cls, std_answer = check_eval_row(obj)
+                metric = row_metric(obj)
             except ValueError as exc:
                 raise EvalSetError(str(exc), line=number, source=source) from None
-            yield EvalRow(line=number, question=question, cls=cls, std_answer=std_answer)
+            yield EvalRow(line=number, question=question, cls=cls, std_answer=std_answer, metric=metric)
     except JsonlLineError as exc:
         raise EvalSetError(exc.message, line=exc.line, source=source) from None
 

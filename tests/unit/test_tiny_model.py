@@ -144,3 +144,22 @@ def test_cli_model_init(tmp_path):
     assert again.exit_code == 1 and "not empty" in again.output
     bad = runner.invoke(app, ["model", "init", "--arch", "gpt2", "--out", str(tmp_path / "bad")])
     assert bad.exit_code == 1 and "arch" in bad.output
+
+
+def test_chars_tokenizer_gives_one_token_per_character_and_exact_reply_masks():
+    from belle_trainer.chat_format import IGNORE_INDEX, render, tokenize_conversation
+    from belle_trainer.tiny import train_tokenizer
+
+    tokenizer = train_tokenizer(4096, pretokenize="chars")
+    for text in ("春天的月亮", "PURPLE violin", "三百零五", "12, 34"):
+        pieces = [tokenizer.decode([i]) for i in tokenizer.encode(text, add_special_tokens=False)]
+        assert "".join(pieces) == text
+        assert all(len(p.strip()) <= 1 or not any(ch.isalnum() for ch in p) for p in pieces), pieces
+    row = {"conversations": [{"from": "human", "value": "把“春天的月亮”倒过来写"},
+                             {"from": "assistant", "value": "亮月的天春"}]}
+    sample = tokenize_conversation(tokenizer, row, 128)
+    assert sample.input_ids == tokenizer.encode(render(row, tokenizer.eos_token), add_special_tokens=False)
+    trained = [i for i, label in zip(sample.input_ids, sample.labels) if label != IGNORE_INDEX]
+    assert tokenizer.decode(trained) == "亮月的天春" + tokenizer.eos_token
+    with pytest.raises(ValueError, match="pretokenize"):
+        train_tokenizer(600, pretokenize="bytes")

@@ -50,7 +50,7 @@ def reference_grades(questions: Sequence[EvalQuestion], answers: Sequence[Answer
     metric: list[str | None] = []
     value: list[float | None] = []
     for q, a in zip(questions, answers, strict=True):
-        found = reference_score(q.cls, a.answer, q.std_answer)
+        found = reference_score(q.cls, a.answer, q.std_answer, q.metric)
         metric.append(found[0] if found else None)
         value.append(found[1] if found else None)
     n = len(questions)

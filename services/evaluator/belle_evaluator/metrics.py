@@ -72,6 +72,25 @@ def exact_match(prediction: str, reference: str) -> float:
     return 1.0 if any(pred.startswith(lead) and pred[len(lead):] == ref for lead in CLASSIFICATION_LEADS) else 0.0
 
 
+_TRAILING = "。．.!！?？;；,，、:：~～…"
+
+
+def normalize_cased(text: str) -> str:
+    """NFKC, single spaces, no space next to punctuation or CJK, no trailing punctuation; case and
+    inner punctuation kept (the offline teacher's `normalize_answer`)."""
+    text = re.sub(r"\s+", " ", unicodedata.normalize("NFKC", text).strip())
+    text = re.sub(r" ?([^\w\s]) ?", r"\1", text)
+    text = re.sub(rf"(?<=[{_CJK}]) | (?=[{_CJK}])", "", text)
+    return text.rstrip(_TRAILING + " ")
+
+
+def exact_match_cased(prediction: str, reference: str) -> float:
+    """1.0 if the texts are equal after `normalize_cased`: an exact answer, where case and the
+    separators between items matter ("PURPLE VIOLIN" is no match for "purple violin", "3,12" is for
+    "3, 12"). For answers that can be checked exactly (the offline teacher's task family)."""
+    return 1.0 if normalize_cased(prediction) == normalize_cased(reference) else 0.0
+
+
 # -------------------------------------------------------------------------------------- math
 
 # A number: not inside a word, an expression's tail ("5-3" is 5 and 3, not 5 and -3) or a decimal;
@@ -292,6 +311,7 @@ METRIC_BY_CLASS: dict[str, str] = {
 }
 METRICS: dict[str, Callable[[str, str], float]] = {
     "exact_match": exact_match,
+    "exact_match_cased": exact_match_cased,
     "math_match": math_match,
     "bleu": bleu,
     "rouge_l": rouge_l,
@@ -305,11 +325,12 @@ def class_metric(cls: str) -> str | None:
     return METRIC_BY_CLASS.get(canonical_eval_class(cls) or "")
 
 
-def reference_score(cls: str, prediction: str, reference: str) -> tuple[str, float] | None:
-    """(metric name, score) for a class that has a reference metric; None for other classes and for a
-    reference with nothing to compare against (empty or punctuation only; for math, no number)."""
-    name = class_metric(cls)
-    if name is None or not normalize(reference):
+def reference_score(cls: str, prediction: str, reference: str, metric: str | None = None) -> tuple[str, float] | None:
+    """(metric name, score) for a class that has a reference metric, or with the row's own `metric`
+    (an eval row's optional "metric"); None for other classes and for a reference with nothing to
+    compare against (empty or punctuation only; for math, no number)."""
+    name = metric or class_metric(cls)
+    if name is None or not (normalize_cased if name == "exact_match_cased" else normalize)(reference):
         return None
     if name == "math_match" and final_number(reference) is None:
         return None

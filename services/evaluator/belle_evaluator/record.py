@@ -10,7 +10,9 @@ Rows, one per (model, task class, metric), ``task_class`` a class, ``overall`` o
 - the mode's own metric, ``judge`` or ``pairwise_win_rate``, for every class of the eval set and both
   overall rows (modes judge and pairwise);
 - the class's reference metric (``exact_match``, ``math_match``, ``bleu``, ``rouge_l``,
-  ``token_f1``) for every class that has one, in every mode;
+  ``token_f1``) for every class that has one, in every mode; where questions name their own metric
+  (an eval row's ``"metric"``, e.g. ``exact_match_cased``) the metric they name, or ``reference`` for
+  a class whose questions use several;
 - ``reference`` for both overall rows, in every mode: the mean of every answer's reference score,
   whatever its metric (reference mode's overall score).
 
@@ -72,19 +74,36 @@ def model_cells(mode: str, classes: Sequence[str], grades: Grades) -> tuple[dict
     return summarize(classes, grades.score, grades.unparsable), reference
 
 
-def score_table(mode: str, cells: dict[str, Cell]) -> dict[str, dict[str, Any]]:
-    """The summary's ``scores`` entry of one candidate: the mode's metric per class and overall."""
+def class_metrics(questions: Sequence[EvalQuestion]) -> dict[str, str | None]:
+    """The reference metric of each class of the questions: the one metric its questions are scored
+    with (a row's own, else the class's), ``reference`` if they use several, None if none has one."""
+    used: dict[str, set[str]] = {}
+    for q in questions:
+        name = q.metric or class_metric(q.cls)
+        used.setdefault(q.cls, set()).update([name] if name else [])
+    return {cls: (next(iter(names)) if len(names) == 1 else REFERENCE_OVERALL if names else None)
+            for cls, names in used.items()}
+
+
+def _metric_of(key: str, metrics: dict[str, str | None] | None) -> str | None:
+    return metrics[key] if metrics is not None and key in metrics else class_metric(key)
+
+
+def score_table(mode: str, cells: dict[str, Cell], metrics: dict[str, str | None] | None = None) -> dict[str, dict[str, Any]]:
+    """The summary's ``scores`` entry of one candidate: the mode's metric per class and overall
+    (``metrics``: each class's reference metric, `class_metrics`; unset: the class's own)."""
     table = {}
     for key, cell in cells.items():
         if mode != "reference":
             metric = PRIMARY_METRIC[mode]
         else:
-            metric = REFERENCE_OVERALL if key in OVERALL_KEYS else class_metric(key)
+            metric = REFERENCE_OVERALL if key in OVERALL_KEYS else _metric_of(key, metrics)
         table[key] = {"score": cell.score, "count": cell.count, "unparsable": cell.unparsable, "metric": metric}
     return table
 
 
-def result_rows(mode: str, primary: dict[str, Cell], reference: dict[str, Cell]) -> list[tuple[str, str, Cell]]:
+def result_rows(mode: str, primary: dict[str, Cell], reference: dict[str, Cell],
+                metrics: dict[str, str | None] | None = None) -> list[tuple[str, str, Cell]]:
     """(task class, metric, cell) of every EvalResult row of one candidate (see the module docstring)."""
     rows: list[tuple[str, str, Cell]] = []
     if mode != "reference":
@@ -92,8 +111,8 @@ def result_rows(mode: str, primary: dict[str, Cell], reference: dict[str, Cell])
     for key, cell in reference.items():
         if key in OVERALL_KEYS:
             rows.append((key, REFERENCE_OVERALL, cell))
-        elif class_metric(key) is not None:
-            rows.append((key, class_metric(key), cell))
+        elif _metric_of(key, metrics) is not None:
+            rows.append((key, _metric_of(key, metrics), cell))
     return rows
 
 
@@ -125,7 +144,8 @@ def record_results(spec: EvalSpec, ctx: JobContext, *, run_dir: Path, eval_name:
                    answers: dict[str, list[Answer]], grades: dict[str, Grades], judge: Judge | None) -> dict[str, Any]:
     classes = [q.cls for q in questions]
     cells = {c.id: model_cells(spec.mode, classes, grades[c.id]) for c in candidates}
-    tables = {cid: score_table(spec.mode, primary) for cid, (primary, _) in cells.items()}
+    metrics = class_metrics(questions)
+    tables = {cid: score_table(spec.mode, primary, metrics) for cid, (primary, _) in cells.items()}
     with ctx.session_factory() as session:
         job = session.get(Job, ctx.job_id)
         created_at = job.created_at.isoformat() if job is not None and job.created_at else None
@@ -148,7 +168,7 @@ def record_results(spec: EvalSpec, ctx: JobContext, *, run_dir: Path, eval_name:
     with ctx.session_factory() as session, session.begin():
         for c in candidates:
             primary, reference = cells[c.id]
-            for task_class, metric, cell in result_rows(spec.mode, primary, reference):
+            for task_class, metric, cell in result_rows(spec.mode, primary, reference, metrics):
                 # The name too: an endpoint has no model row, and a deleted model's row loses its id.
                 details: dict[str, Any] = {"unparsable": cell.unparsable, "questions": cell.questions, "name": c.name}
                 if c.endpoint is not None:

@@ -12,6 +12,7 @@ evaluations and checkpoint saves between two log lines do not dilute them.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any
 import torch
 from transformers import Trainer, TrainerCallback
 
+from belle_trainer.chat_format import IGNORE_INDEX
 from belle_trainer.checkpoints import mark_complete
 from belle_trainer.progress import ProgressWriter
 from belle_trainer.train_data import NUM_TOKENS
@@ -40,11 +42,43 @@ class BelleTrainer(Trainer):
         self._tokens_since_log = 0    # all processes' tokens since the last log line
         self._busy_seconds = 0.0      # training time since the last log line
         self._step_started: float | None = None
+        # Sparse logits need a model whose forward takes `logits_to_keep` (transformers' causal LMs).
+        self._sparse_logits = "logits_to_keep" in inspect.signature(
+            type(self.accelerator.unwrap_model(self.model).get_base_model()
+                 if hasattr(self.model, "get_base_model") else self.model).forward).parameters
         self.add_callback(_StepClock(self))
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         self._pending_tokens += int(inputs.pop(NUM_TOKENS, 0))
         return super().training_step(model, inputs, num_items_in_batch)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        """The causal-LM loss with logits only at the positions that predict a trained token.
+
+        Only replies carry labels (the question, often most of a sample, does not), and the output
+        layer plus its softmax over the vocabulary is the largest cost of a small model's step: the
+        default loss computes it at every position and throws most of it away. Here the model
+        computes logits only at the sequence positions whose next token is trained in some row of
+        the batch (`logits_to_keep` with a tensor of positions, which LLaMA, BLOOM, Qwen... accept),
+        and the loss is the same sum over trained tokens divided by their count."""
+        labels = inputs.get("labels")
+        if return_outputs or labels is None or not model.training or not self._sparse_logits:
+            return super().compute_loss(model, inputs, return_outputs=return_outputs,
+                                        num_items_in_batch=num_items_in_batch)
+        inputs = {key: value for key, value in inputs.items() if key != "labels"}
+        targets = labels[:, 1:]
+        positions = (targets != IGNORE_INDEX).any(dim=0).nonzero().flatten()
+        logits = model(**inputs, logits_to_keep=positions).logits
+        picked = targets[:, positions]
+        loss = torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), picked.flatten(),
+                                                 ignore_index=IGNORE_INDEX, reduction="sum")
+        count = num_items_in_batch if num_items_in_batch is not None else (picked != IGNORE_INDEX).sum()
+        loss = loss / count
+        if self.args.average_tokens_across_devices and num_items_in_batch is not None:
+            # As the Trainer's own loss: the gradients are averaged over the processes, while
+            # `num_items_in_batch` already counts the tokens of all of them.
+            loss = loss * self.accelerator.num_processes
+        return loss
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
         inputs.pop(NUM_TOKENS, None)

@@ -34,20 +34,28 @@ METADATA = "belle_model.json"
 # fresh pre-token, so the prompt and the reply tokenise apart exactly as they do together, and a
 # generation prompt ending in "Assistant: " is tokenised as it was in training.
 PRETOKENIZE_PATTERN = r"\p{N}|[^\s\p{L}\p{N}]+ ?|\p{L}+ ?|\s+"
+# "chars": every letter (CJK or Latin) and digit its own pre-token, so a token is one character (or
+# a run of punctuation / whitespace). Texts get longer, but a tiny model then sees each character:
+# reversing, counting, changing case or writing 305 as 三百零五 become maps over single tokens instead
+# of over BPE pieces whose spelling it would first have to learn (docs/learning.md measures it).
+PRETOKENIZE_PATTERNS = {"words": PRETOKENIZE_PATTERN, "chars": r"\p{N}|\p{L}|[^\s\p{L}\p{N}]+ ?|\s+"}
 
 
 def corpus_text() -> str:
     return resources.files("belle_trainer").joinpath(CORPUS).read_text(encoding="utf-8")
 
 
-def train_tokenizer(vocab_size: int = 4096, *, model_max_length: int = 2048):
-    """A byte-level BPE `PreTrainedTokenizerFast` with BELLE's chat template, trained on the corpus."""
+def train_tokenizer(vocab_size: int = 4096, *, model_max_length: int = 2048, pretokenize: str = "words"):
+    """A byte-level BPE `PreTrainedTokenizerFast` with BELLE's chat template, trained on the corpus;
+    `pretokenize` picks the pre-tokenizer (`PRETOKENIZE_PATTERNS`)."""
+    if pretokenize not in PRETOKENIZE_PATTERNS:
+        raise ValueError(f"pretokenize must be one of {tuple(PRETOKENIZE_PATTERNS)}, not {pretokenize!r}")
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     tokenizer = Tokenizer(models.BPE(unk_token=UNK))
     tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(PRETOKENIZE_PATTERN), behavior="isolated"),
+        pre_tokenizers.Split(Regex(PRETOKENIZE_PATTERNS[pretokenize]), behavior="isolated"),
         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
     ])
     tokenizer.decoder = decoders.ByteLevel()
@@ -94,7 +102,7 @@ def build_config(arch: str, *, vocab_size: int, hidden_size: int, num_layers: in
 
 def init_tiny_model(out_dir: str | Path, *, arch: str = "llama", hidden_size: int = 128, num_layers: int = 2,
                     num_heads: int = 4, vocab_size: int = 4096, seed: int = 0, max_position: int = 2048,
-                    overwrite: bool = False) -> Path:
+                    pretokenize: str = "words", overwrite: bool = False) -> Path:
     """Train the tokenizer, build a random-init model, save both (safetensors) and `belle_model.json`
     into `out_dir`; returns the folder. Refuses a non-empty folder unless `overwrite`."""
     if arch not in ARCHITECTURES:
@@ -111,7 +119,7 @@ def init_tiny_model(out_dir: str | Path, *, arch: str = "llama", hidden_size: in
     import torch
     import transformers
 
-    tokenizer = train_tokenizer(vocab_size, model_max_length=max_position)
+    tokenizer = train_tokenizer(vocab_size, model_max_length=max_position, pretokenize=pretokenize)
     token_ids = {"bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id,
                  "pad_token_id": tokenizer.pad_token_id}
     config = build_config(arch, vocab_size=len(tokenizer), hidden_size=hidden_size, num_layers=num_layers,
@@ -139,7 +147,8 @@ def init_tiny_model(out_dir: str | Path, *, arch: str = "llama", hidden_size: in
         "seed": seed,
         "parameters": sum(p.numel() for p in model.parameters()),
         "tie_word_embeddings": bool(config.tie_word_embeddings),
-        "tokenizer": {"type": "byte-level BPE", "pretokenize_pattern": PRETOKENIZE_PATTERN,
+        "tokenizer": {"type": "byte-level BPE", "pretokenize": pretokenize,
+                      "pretokenize_pattern": PRETOKENIZE_PATTERNS[pretokenize],
                       "special_tokens": SPECIAL_TOKENS},
         "chat_format": "belle",
         "corpus_sha256": hashlib.sha256(corpus_text().encode("utf-8")).hexdigest(),

@@ -3,6 +3,7 @@
     python -m belle_teacher --port 8100                  # or: belle-teacher ... / belle teacher ...
     python -m belle_teacher --port 0 --seed 1            # any free port; prints the URL it listens on
     python -m belle_teacher --latency 0.5 --error-rate 0.2 --api-key sk-test
+    python -m belle_teacher --holdout eval.jsonl         # never generates a question of that eval set
     python -m belle_teacher --position-bias first        # a pairwise judge that always prefers answer A
 
 Then point any OpenAI client at it:
@@ -16,6 +17,7 @@ Once it accepts connections it prints `belle teacher listening on http://HOST:PO
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Sequence
 
 from belle_teacher.options import TeacherOptions
@@ -36,6 +38,8 @@ def parse_args(argv: Sequence[str] | None = None) -> TeacherOptions:
     parser.add_argument("--noise", type=float, default=defaults.noise,
                         help="share of self-instruct blocks made deliberately bad (default %(default)s)")
     parser.add_argument("--seed", type=int, default=None, help="seed of the random choices")
+    parser.add_argument("--holdout", type=Path, default=None,
+                        help="eval-set JSONL whose questions are never generated (python -m belle_teacher.evalset)")
     parser.add_argument("--position-bias", choices=POSITION_BIASES, default=defaults.position_bias,
                         help="pairwise judging: 'first' always prefers answer A, a deliberately biased judge "
                              "for testing order swapping (default %(default)s)")

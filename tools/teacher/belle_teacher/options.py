@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import BaseModel, Field
 
 from belle_teacher.replies import PositionBias
@@ -17,6 +19,8 @@ class TeacherOptions(BaseModel):
     error_rate: float = Field(0.0, ge=0, le=1, description="share of generation requests failing with 429 / 503")
     noise: float = Field(0.05, ge=0, le=1, description="share of generated self-instruct blocks made deliberately bad")
     seed: int | None = Field(None, description="seed of the teacher's random choices (None: fresh each start)")
+    holdout: Path | None = Field(
+        None, description="eval-set JSONL (`belle_teacher.evalset`) whose questions the teacher never generates")
     position_bias: PositionBias = Field(
         "none", description="pairwise judging: 'none' judges the answers on their merits; 'first' always answers "
                             "[[A]], a deliberately biased judge, so tests can show that judging both orders cancels it")

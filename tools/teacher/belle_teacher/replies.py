@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Container
 from dataclasses import dataclass, field
 from typing import Callable, Literal
 
@@ -106,15 +107,17 @@ def render_block(index: int, task: Task, language: str) -> str:
             f"{index}. {output}:\n{task.output}")
 
 
-def self_instruct_reply(prompt: SelfInstructPrompt, rng: random.Random, *, noise: float, completion: bool) -> str:
-    """Blocks first..last; for the completion API, the text that follows the prompt's final opener."""
+def self_instruct_reply(prompt: SelfInstructPrompt, rng: random.Random, *, noise: float, completion: bool,
+                        holdout: Container[str] = ()) -> str:
+    """Blocks first..last; for the completion API, the text that follows the prompt's final opener.
+    No task asks a question of `holdout` (question keys of a held-out eval set)."""
     earlier = list(prompt.examples)
     blocks = []
     for index in range(prompt.first_index, prompt.last_index + 1):
         if rng.random() < noise:
             task = bad_task(rng, prompt.language, earlier)
         else:
-            task = tasks.generate_task(rng, prompt.language)
+            task = tasks.generate_task(rng, prompt.language, avoid=holdout)
         earlier.append(task)
         blocks.append(render_block(index, task, prompt.language))
     text = "\n###\n".join(blocks)
@@ -298,10 +301,10 @@ def parse_dialogue(text: str) -> DialoguePrompt | None:
     return None
 
 
-def dialogue_reply(prompt: DialoguePrompt, rng: random.Random) -> str:
+def dialogue_reply(prompt: DialoguePrompt, rng: random.Random, *, holdout: Container[str] = ()) -> str:
     lines = []
     for _ in range(prompt.turns):
-        task = tasks.generate_task(rng, prompt.language)
+        task = tasks.generate_task(rng, prompt.language, avoid=holdout)
         question = task.instruction + ("\n" + task.input if task.input else "")
         lines += [f"Human: {question}", f"Assistant: {task.output}"]
     return "\n".join(lines)
@@ -320,12 +323,13 @@ def instruction_reply(text: str) -> str:
 Replier = Callable[[random.Random, float, bool], str]
 
 
-def special_reply(text: str, *, position_bias: PositionBias = "none") -> Replier | None:
+def special_reply(text: str, *, position_bias: PositionBias = "none", holdout: Container[str] = ()) -> Replier | None:
     """A replier for a self-instruct, pairwise judge, judge or dialogue prompt; None for a plain
     instruction. Pairwise comes before judge: its layout is the more specific of the two."""
     si = parse_self_instruct(text)
     if si is not None:
-        return lambda rng, noise, completion: self_instruct_reply(si, rng, noise=noise, completion=completion)
+        return lambda rng, noise, completion: self_instruct_reply(si, rng, noise=noise, completion=completion,
+                                                                  holdout=holdout)
     pairwise = parse_pairwise(text)
     if pairwise is not None:
         return lambda rng, noise, completion: pairwise_reply(pairwise, position_bias=position_bias)
@@ -334,16 +338,16 @@ def special_reply(text: str, *, position_bias: PositionBias = "none") -> Replier
         return lambda rng, noise, completion: judge_reply(judge)
     dialogue = parse_dialogue(text)
     if dialogue is not None:
-        return lambda rng, noise, completion: dialogue_reply(dialogue, rng)
+        return lambda rng, noise, completion: dialogue_reply(dialogue, rng, holdout=holdout)
     return None
 
 
 def reply(texts: list[str], instruction: str, rng: random.Random, *, noise: float, completion: bool,
-          position_bias: PositionBias = "none") -> str:
+          position_bias: PositionBias = "none", holdout: Container[str] = ()) -> str:
     """The reply to a request: the first of `texts` that is a special prompt decides, else
-    `instruction` is answered as a task."""
+    `instruction` is answered as a task. Generated tasks never ask a question of `holdout`."""
     for text in texts:
-        replier = special_reply(text, position_bias=position_bias)
+        replier = special_reply(text, position_bias=position_bias, holdout=holdout)
         if replier is not None:
             return replier(rng, noise, completion)
     return instruction_reply(instruction)

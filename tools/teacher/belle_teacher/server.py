@@ -24,6 +24,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from belle_teacher import protocol as P
+from belle_teacher.evalset import load_holdout
 from belle_teacher.options import TeacherOptions
 from belle_teacher.replies import reply
 from belle_teacher.tokens import count_tokens, pieces, truncate
@@ -35,6 +36,8 @@ class Teacher:
     def __init__(self, options: TeacherOptions):
         self.options = options
         self.rng = random.Random(options.seed)
+        # Question keys of a held-out eval set: generated tasks never ask one of them.
+        self.holdout = load_holdout(options.holdout) if options.holdout is not None else frozenset()
         self.created = int(time.time())
         self._injected = 0
 
@@ -56,7 +59,7 @@ class Teacher:
 
     def answer(self, texts: list[str], instruction: str, *, completion: bool, max_tokens: int | None) -> tuple[str, str]:
         text = reply(texts, instruction, self.rng, noise=self.options.noise, completion=completion,
-                     position_bias=self.options.position_bias)
+                     position_bias=self.options.position_bias, holdout=self.holdout)
         text, cut = truncate(text, max_tokens)
         return text, "length" if cut else "stop"
 

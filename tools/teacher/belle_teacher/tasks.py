@@ -23,6 +23,7 @@ from __future__ import annotations
 import random
 import re
 import unicodedata
+from collections.abc import Container
 from dataclasses import dataclass
 
 from belle_teacher.kinds import KINDS, language_of
@@ -39,12 +40,35 @@ class Task:
 
 
 
-def generate_task(rng: random.Random, language: str = "zh", kind: str | None = None) -> Task:
-    """A new random task of the family (a random kind unless `kind` is given), worded in `language`."""
+def question_of(instruction: str, input: str = "") -> str:
+    """The question a model sees for a task: the instruction, then the input on its own line (how a
+    dataset row becomes a human turn)."""
+    instruction, input = instruction.strip(), (input or "").strip()
+    return f"{instruction}\n{input}" if input else instruction
+
+
+def question_key(text: str) -> str:
+    """What two questions must share to be the same question: stripped, whitespace runs as one space."""
+    return re.sub(r"\s+", " ", text).strip()
+
+
+# Tries before `generate_task` gives up finding a task outside `avoid` (a held-out set that covers
+# nearly every task of a kind is a mistake, not something to loop on forever).
+MAX_AVOID_TRIES = 1000
+
+
+def generate_task(rng: random.Random, language: str = "zh", kind: str | None = None, *,
+                  avoid: Container[str] = ()) -> Task:
+    """A new random task of the family (a random kind unless `kind` is given), worded in `language`;
+    never one whose question (`question_key(question_of(...))`) is in `avoid` (held-out eval questions)."""
     if language not in LANGUAGES:
         raise ValueError(f"language must be one of {LANGUAGES}, not {language!r}")
-    chosen = KINDS[kind] if kind is not None else rng.choice(list(KINDS.values()))
-    return Task(chosen.name, *chosen.generate(rng, language))
+    for _ in range(MAX_AVOID_TRIES):
+        chosen = KINDS[kind] if kind is not None else rng.choice(list(KINDS.values()))
+        task = Task(chosen.name, *chosen.generate(rng, language))
+        if not avoid or question_key(question_of(task.instruction, task.input)) not in avoid:
+            return task
+    raise ValueError(f"no task outside the held-out questions after {MAX_AVOID_TRIES} tries")
 
 
 def solve(instruction: str, input: str = "", language: str | None = None) -> str | None:
