@@ -86,3 +86,48 @@ class LiveGateway:
         self.server.should_exit = True
         self.thread.join(timeout=30)
         self.sock.close()
+
+
+def write_recipe_rows(session, team_id, *, dataset_name: str = "generated", steps=("data", "train", "quant", "judge")):
+    """The rows a finished datagen -> train -> quantize -> eval pipeline leaves, written as the workers
+    write them: a shared base model; a datagen job and its dataset (120 rows, some dropped); a train
+    job and the fine-tuned model; a quantize job and the quantized model; an eval job (its scores are
+    the caller's); every job a step of one succeeded pipeline. Returns the rows by role."""
+    import uuid
+
+    from belle_shared.db.models import Artifact, Dataset, Job, JobStatus, Model, ModelKind
+    from belle_shared.db.types import utcnow
+
+    def job(job_type, *, parent_id=None, step=None, spec=None):
+        now = utcnow()
+        row = Job(id=uuid.uuid4(), team_id=team_id, type=job_type, status=JobStatus.succeeded,
+                  spec=spec or {"type": job_type}, parent_id=parent_id, pipeline_step=step, created_at=now,
+                  started_at=now, finished_at=now)
+        session.add(row)
+        session.flush()
+        return row
+
+    base = Model(id=uuid.uuid4(), team_id=None, name=f"base-{uuid.uuid4().hex[:8]}", kind=ModelKind.base,
+                 uri="file:///base", details={})
+    session.add(base)
+    pipeline = job("pipeline", spec={"type": "pipeline", "name": "recipe", "steps": [
+        {"name": name, "spec": {"type": "import", "file_id": str(uuid.uuid4())}} for name in steps]})
+    datagen = job("datagen", parent_id=pipeline.id, step=steps[0])
+    artifact = Artifact(id=uuid.uuid4(), team_id=team_id, job_id=datagen.id, kind="dataset", uri="file:///x")
+    session.add(artifact)
+    session.flush()
+    dataset = Dataset(id=uuid.uuid4(), team_id=team_id, name=dataset_name, rows=120, artifact_id=artifact.id,
+                      stats={"dropped": {"too_short": 3, "duplicate": 2}}, job_id=datagen.id)
+    session.add(dataset)
+    train = job("train", parent_id=pipeline.id, step=steps[1])
+    tuned = Model(id=uuid.uuid4(), team_id=team_id, name=f"ft:{base.name}:t::{uuid.uuid4().hex[:8]}",
+                  kind=ModelKind.fine_tuned, uri="file:///ft", parent_model_id=base.id, job_id=train.id,
+                  dataset_id=dataset.id)
+    quant = job("quantize", parent_id=pipeline.id, step=steps[2])
+    quantized = Model(id=uuid.uuid4(), team_id=team_id, name=tuned.name + "-gptq4", kind=ModelKind.quantized,
+                      uri="file:///q", parent_model_id=tuned.id, job_id=quant.id, dataset_id=dataset.id)
+    session.add_all([tuned, quantized])
+    session.flush()
+    evaluation = job("eval", parent_id=pipeline.id, step=steps[3])
+    return {"pipeline": pipeline, "datagen": datagen, "dataset": dataset, "train": train, "quant": quant,
+            "eval": evaluation, "base": base, "tuned": tuned, "quantized": quantized}

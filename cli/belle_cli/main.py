@@ -8,6 +8,7 @@
     belle datasets list | download ID -o FILE       the team's datasets
     belle secrets set NAME < key.txt                a team secret (e.g. a teacher API key)
     belle jobs submit SPEC.json [--follow]          submit a job; list | show | events | cancel
+    belle pipeline run FILE.yaml                    submit a pipeline, follow every step; show | list | retry | cancel
     belle model init --arch llama --out DIR         a tiny random-init model + BELLE tokenizer, offline
     belle models register PATH --name NAME          register a team base model; list | delete
     belle admin register-model PATH --name NAME     register a shared base model (operators)
@@ -38,6 +39,8 @@ datasets_app = typer.Typer(help="List and download datasets.", no_args_is_help=T
 secrets_app = typer.Typer(help="Team secrets (teacher/judge API keys) that job specs name.", no_args_is_help=True)
 model_app = typer.Typer(help="Local model folders (needs the trainer installed).", no_args_is_help=True)
 models_app = typer.Typer(help="The model registry: list and register models.", no_args_is_help=True)
+pipeline_app = typer.Typer(help="Pipelines: several jobs in one file, each step started when its inputs exist.",
+                           no_args_is_help=True)
 app.add_typer(admin_app, name="admin")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(files_app, name="files")
@@ -45,6 +48,7 @@ app.add_typer(datasets_app, name="datasets")
 app.add_typer(secrets_app, name="secrets")
 app.add_typer(model_app, name="model")
 app.add_typer(models_app, name="models")
+app.add_typer(pipeline_app, name="pipeline")
 
 console = Console(stderr=True)
 out = Console()
@@ -117,11 +121,16 @@ def up(port: int = typer.Option(8000, help="Gateway port."), host: str = typer.O
 
 
 @app.command()
-def demo(data_dir: Optional[Path] = DataDir, port: int = typer.Option(0, help="Gateway port (0: any free port).")):
-    """The offline demo: start the stack, generate a dataset from the offline teacher, import a sample, print both."""
-    from belle_cli.demo import run_demo
+def demo(data_dir: Optional[Path] = DataDir, port: int = typer.Option(0, help="Gateway port (0: any free port)."),
+         rows: Optional[int] = typer.Option(None, help="Rows to generate (default: the demo pipeline's)."),
+         epochs: Optional[float] = typer.Option(None, help="Training epochs (default: the demo pipeline's)."),
+         eval_questions: int = typer.Option(240, help="Held-out questions the three models answer."),
+         exit_after: bool = typer.Option(False, "--exit", help="Stop after the summary instead of serving chat.")):
+    """The offline demo: teacher -> dataset -> fine-tune -> 4-bit GPTQ -> evaluation as one pipeline, then chat."""
+    from belle_cli.demo import DemoOptions, run_demo
 
-    raise typer.Exit(run_demo(_settings(data_dir), port=port, console=console, out=out))
+    options = DemoOptions(rows=rows, epochs=epochs, eval_questions=eval_questions, serve=not exit_after)
+    raise typer.Exit(run_demo(_settings(data_dir), port=port, console=console, out=out, options=options))
 
 
 @app.command()
@@ -132,14 +141,15 @@ def teacher(host: str = typer.Option("127.0.0.1"), port: int = typer.Option(8100
             jitter: float = typer.Option(0.0, help="Extra random delay, up to this many seconds."),
             error_rate: float = typer.Option(0.0, help="Share of requests failing with 429 / 503, alternating."),
             noise: float = typer.Option(0.05, help="Share of self-instruct blocks made deliberately bad."),
-            seed: Optional[int] = typer.Option(None, help="Seed of the random choices.")):
+            seed: Optional[int] = typer.Option(None, help="Seed of the random choices."),
+            holdout: Optional[Path] = typer.Option(None, help="Eval-set JSONL whose questions are never generated.")):
     """The offline teacher and judge: an OpenAI-compatible server whose tasks are checked exactly."""
     from belle_teacher.options import TeacherOptions
     from belle_teacher.server import serve
 
     try:
         options = TeacherOptions(host=host, port=port, model=model, api_key=api_key, latency=latency, jitter=jitter,
-                                 error_rate=error_rate, noise=noise, seed=seed)
+                                 error_rate=error_rate, noise=noise, seed=seed, holdout=holdout)
     except ValueError as exc:
         _fail(str(exc))
     serve(options)
@@ -421,6 +431,84 @@ def jobs_cancel(job_id: str, api_url: Optional[str] = ApiUrl, api_key: Optional[
     with _api_errors():
         job = _client(api_url, api_key).cancel(job_id)
     out.print(f"{job['id']}: {job['status']}" + (" (cancellation requested)" if job["status"] == "running" else ""))
+
+
+# ------------------------------------------------------------------------------------ pipeline
+
+
+def _finish_pipeline(client: Client, pipeline: dict, follow: bool) -> None:
+    from belle_cli.pipelines import steps_table, watch_pipeline
+
+    if not follow:
+        out.print(steps_table(pipeline))
+        return
+    with _api_errors():
+        final = watch_pipeline(client, pipeline["id"], console)
+    out.print(steps_table(final))
+    if final["error"]:
+        console.print(f"[red]{final['error']['message']}[/red]", highlight=False)
+        console.print(f"re-run from the failed step with: belle pipeline retry {final['id']}")
+    raise typer.Exit(0 if final["status"] == "succeeded" else 1)
+
+
+@pipeline_app.command("run")
+def pipeline_run(spec_file: Path = typer.Argument(..., help="Pipeline file (YAML or JSON): `name` and `steps`."),
+                 follow: bool = typer.Option(True, "--follow/--no-follow", help="Show progress until it ends."),
+                 api_url: Optional[str] = ApiUrl, api_key: Optional[str] = ApiKey):
+    """Submit a pipeline and show every step's progress until it ends (exit status 1 if it fails)."""
+    from belle_cli.pipelines import PipelineFileError, load_pipeline_file
+
+    try:
+        spec = load_pipeline_file(spec_file)
+    except PipelineFileError as exc:
+        _fail(str(exc))
+    client = _client(api_url, api_key)
+    with _api_errors():
+        pipeline = client.submit_pipeline(spec)
+    console.print(f"pipeline {pipeline['id']} submitted ({len(pipeline['steps'])} steps)")
+    _finish_pipeline(client, pipeline, follow)
+
+
+@pipeline_app.command("show")
+def pipeline_show(pipeline_id: str, api_url: Optional[str] = ApiUrl, api_key: Optional[str] = ApiKey):
+    """One pipeline's steps: status, job, time, and why a step has not run."""
+    from belle_cli.pipelines import steps_table
+
+    with _api_errors():
+        out.print(steps_table(_client(api_url, api_key).pipeline(pipeline_id)))
+
+
+@pipeline_app.command("list")
+def pipeline_list(limit: int = 20, api_url: Optional[str] = ApiUrl, api_key: Optional[str] = ApiKey):
+    """The team's pipelines, newest first."""
+    with _api_errors():
+        page = _client(api_url, api_key).pipelines(limit=limit)
+    table = Table("name", "status", "steps", "created", title=f"{page['count']} pipelines")
+    table.columns.insert(0, _id_column())
+    for p in page["data"]:
+        done = sum(s["status"] == "succeeded" for s in p["steps"])
+        table.add_row(p["id"], p["name"] or "", p["status"], f"{done}/{len(p['steps'])} done", p["created_at"][:19])
+    out.print(table)
+
+
+@pipeline_app.command("retry")
+def pipeline_retry(pipeline_id: str,
+                   follow: bool = typer.Option(True, "--follow/--no-follow", help="Show progress until it ends."),
+                   api_url: Optional[str] = ApiUrl, api_key: Optional[str] = ApiKey):
+    """Re-run a failed or cancelled pipeline from its failed steps (succeeded steps are kept)."""
+    client = _client(api_url, api_key)
+    with _api_errors():
+        pipeline = client.retry_pipeline(pipeline_id)
+    _finish_pipeline(client, pipeline, follow)
+
+
+@pipeline_app.command("cancel")
+def pipeline_cancel(pipeline_id: str, api_url: Optional[str] = ApiUrl, api_key: Optional[str] = ApiKey):
+    """Cancel a running pipeline: its running steps stop, no more start."""
+    with _api_errors():
+        pipeline = _client(api_url, api_key).cancel_pipeline(pipeline_id)
+    waiting = " (cancellation requested)" if pipeline["status"] == "running" else ""
+    out.print(f"{pipeline['id']}: {pipeline['status']}{waiting}")
 
 
 def _id_column():
