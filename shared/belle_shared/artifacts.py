@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import shutil
@@ -75,9 +76,17 @@ class ArtifactStore:
         rename it, so a reader never sees half a folder; object stores upload file by file and the
         caller records the folder only afterwards. ``sha256`` is that of the sorted file list."""
         local_dir = os.fspath(local_dir)
+        if not os.path.isdir(local_dir):
+            # os.walk of a missing folder yields nothing: without this, a checkpoint the Trainer rotated
+            # away before its upload would be stored (and recorded) as an empty folder.
+            raise FileNotFoundError(errno.ENOENT, "no such folder to store", local_dir)
+
+        def walk_error(error: OSError) -> None:
+            raise error
+
         files = sorted(
             os.path.relpath(os.path.join(root, name), local_dir)
-            for root, _, names in os.walk(local_dir) for name in names
+            for root, _, names in os.walk(local_dir, onerror=walk_error) for name in names
         )
         digest, size = hashlib.sha256(), 0
         target = self._path(self.uri(key))
@@ -107,7 +116,10 @@ class ArtifactStore:
         """Copy a stored folder to ``local_dir`` (created; existing files are overwritten)."""
         source = self._path(uri).rstrip("/")
         local_dir = os.fspath(local_dir)
-        for path in self.fs.find(source):
+        paths = self.fs.find(source)
+        if not paths:  # put_dir never stores an empty folder: the folder is gone (or never was)
+            raise FileNotFoundError(errno.ENOENT, "no stored folder", uri)
+        for path in paths:
             rel = path[len(source):].lstrip("/")
             destination = os.path.join(local_dir, rel)
             os.makedirs(os.path.dirname(destination), exist_ok=True)

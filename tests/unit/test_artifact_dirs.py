@@ -51,3 +51,23 @@ def test_put_dir_of_a_folder_deleted_mid_copy_leaves_nothing(tmp_path):
         store.put_dir(source, "teams/t/jobs/j/checkpoints/checkpoint-3")
     assert not (tmp_path / "store" / "teams/t/jobs/j/checkpoints").exists() or \
         not any((tmp_path / "store" / "teams/t/jobs/j/checkpoints").iterdir())
+
+
+def test_put_dir_of_a_missing_folder_raises_and_stores_nothing(tmp_path):
+    """A checkpoint rotated away before its upload started: an error, never an empty folder that a
+    later attempt would try to resume from."""
+    import pytest
+
+    store = ArtifactStore(str(tmp_path / "store"))
+    with pytest.raises(FileNotFoundError):
+        store.put_dir(tmp_path / "checkpoint-17", "teams/t/jobs/j/checkpoints/checkpoint-17")
+    assert not store.exists(store.uri("teams/t/jobs/j/checkpoints/checkpoint-17"))
+
+
+def test_get_dir_of_a_missing_folder_raises(tmp_path):
+    import pytest
+
+    store = ArtifactStore(str(tmp_path / "store"))
+    with pytest.raises(FileNotFoundError):
+        store.get_dir(store.uri("teams/t/models/gone"), tmp_path / "copy")
+    assert not (tmp_path / "copy").exists()

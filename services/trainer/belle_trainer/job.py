@@ -136,24 +136,30 @@ def _local_model(ctx: JobContext, uri: str, cache: Path) -> Path:
 
 
 def _restore_checkpoint(ctx: JobContext, run_dir: Path) -> None:
-    """Bring the newest recorded checkpoint into the run folder if this machine lacks it."""
+    """Bring the newest recorded checkpoint into the run folder if this machine lacks it; an older
+    one if the newest is gone from the store; none (the run starts over) if all are."""
     with ctx.session_factory() as session:
-        newest = session.scalars(
+        recorded = session.scalars(
             select(Artifact).where(Artifact.job_id == ctx.job_id, Artifact.kind == "checkpoint")
         ).all()
-    if not newest:
+    for checkpoint in sorted(recorded, key=lambda a: (a.details or {}).get("step", 0), reverse=True):
+        step = (checkpoint.details or {}).get("step", 0)
+        local = run_dir / "checkpoints" / f"checkpoint-{step}"
+        if local.exists():
+            ctx.event(f"resuming from checkpoint at step {step}", kind="status", step=step)
+            return
+        ctx.event(f"restoring checkpoint at step {step} from the artifact store", kind="status", step=step)
+        partial = local.with_name(local.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        try:
+            ctx.store.get_dir(checkpoint.uri, partial)
+        except FileNotFoundError:
+            shutil.rmtree(partial, ignore_errors=True)
+            ctx.event(f"checkpoint at step {step} is missing from the artifact store; trying an older one",
+                      kind="status", level="warning", step=step)
+            continue
+        os.replace(partial, local)
         return
-    checkpoint = max(newest, key=lambda a: (a.details or {}).get("step", 0))
-    step = (checkpoint.details or {}).get("step", 0)
-    local = run_dir / "checkpoints" / f"checkpoint-{step}"
-    if local.exists():
-        ctx.event(f"resuming from checkpoint at step {step}", kind="status", step=step)
-        return
-    ctx.event(f"restoring checkpoint at step {step} from the artifact store", kind="status", step=step)
-    partial = local.with_name(local.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    ctx.store.get_dir(checkpoint.uri, partial)
-    os.replace(partial, local)
 
 
 # ---------------------------------------------------------------------------------- the process
