@@ -166,6 +166,9 @@ class TrainHyperparameters(_Spec):
     )
     max_length: int = Field(1024, ge=8, le=131072, description="Maximum tokens per sequence (BELLE: 1024).")
     seed: int = Field(42, description="Random seed for data order and initialisation of new weights.")
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="Compute precision. auto: bf16 on a GPU that supports it, else fp32. bf16 on a "
+        "CPU is mixed precision through DeepSpeed; fast only on CPUs with native bf16 (AVX512-BF16, AMX).")
 
 
 class TrainSpec(_Spec):

@@ -115,7 +115,7 @@ def test_sdk_creates_a_job_with_openai_and_belle_fields(sdk, team, live, base_mo
         suffix="chat", seed=7, metadata={"project": "demo"},
         extra_body={"belle": {"method": "lora", "lora": {"r": 8, "target_modules": ["q_proj", "v_proj"]},
                               "zero_stage": 3, "offload": "optimizer", "packing": False, "num_processes": 2,
-                              "max_length": 256, "gradient_accumulation_steps": 4}},
+                              "max_length": 256, "gradient_accumulation_steps": 4, "precision": "bf16"}},
     )
     assert job.object == "fine_tuning.job" and job.status == "queued"
     assert job.model == base_models["llama"] and job.organization_id == str(created.id)
@@ -138,7 +138,7 @@ def test_sdk_creates_a_job_with_openai_and_belle_fields(sdk, team, live, base_mo
     hp = spec["hyperparameters"]
     assert (hp["epochs"], hp["batch_size"], hp["seed"], hp["max_length"]) == (3, 2, 7, 256)
     assert hp["learning_rate"] == pytest.approx(0.5 * 3e-4)  # BELLE's LoRA rate, scaled
-    assert hp["gradient_accumulation_steps"] == 4
+    assert hp["gradient_accumulation_steps"] == 4 and hp["precision"] == "bf16"
     assert (spec["zero_stage"], spec["offload"], spec["packing"], spec["num_processes"]) == (3, "optimizer", False, 2)
     assert spec["suffix"] == "chat" and spec["metadata"] == {"project": "demo"}
 
@@ -321,6 +321,7 @@ def test_bad_input_is_refused_before_anything_is_queued_naming_openais_field(sdk
     assert create(model=base_models["short"], training_file=train.id,
                   extra_body={"belle": {"max_length": 512}}).status == "queued"
     _refused(belle(warmup_ratio=1.5), "belle.warmup_ratio")
+    _refused(belle(precision="fp16"), "belle.precision")
     _refused(belle(offload="optimizer_and_parameters", zero_stage=2), "belle")
     _refused(lambda: create(model=llama, training_file=train.id, hyperparameters={"learning_rate_multiplier": 2},
                             extra_body={"belle": {"learning_rate": 1e-4}}), "hyperparameters.learning_rate_multiplier")

@@ -230,8 +230,10 @@ def quantize(run: QuantizeRun, progress: ProgressWriter) -> dict[str, Any]:
     held_out = encode(tokenizer, held_out_rows, spec.calibration_length)
     held_out_file = run.work_dir / "held_out.json"
     held_out_file.write_text(json.dumps(held_out))
-    dtype = source_dtype(model_path)
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    # CPUs are slow or unsupported in 16-bit floats (a bf16-trained model, say): there GPTQ computes in
+    # float32, as the evaluator and the chat engine run models there.
+    dtype = source_dtype(model_path) if device == "cuda" else torch.float32
     progress.write("start", calibration_samples=len(calibration), eval_samples=len(held_out), device=device,
                    dtype=str(dtype).removeprefix("torch."), quantized_modules=len(widths))
 

@@ -190,7 +190,7 @@ def run(config, writer: ProgressWriter, *, rank: int, world_size: int) -> dict[s
                          validation_split=spec.validation_split, seed=hp.seed)
 
     on_gpu = torch.cuda.is_available()
-    bf16 = on_gpu and torch.cuda.is_bf16_supported()
+    bf16 = hp.precision == "bf16" or (hp.precision == "auto" and on_gpu and torch.cuda.is_bf16_supported())
     if not on_gpu:
         _skip_cpu_shm_comm()
     checkpoint_root = run_dir / CHECKPOINTS_DIR

@@ -93,7 +93,7 @@ class Method(BaseModel):
 
 # Hyper-parameters OpenAI has no name for; given in `belle`, they go to spec.hyperparameters.
 EXTRA_HYPERPARAMETERS = ("learning_rate", "gradient_accumulation_steps", "warmup_ratio", "weight_decay",
-                         "lr_scheduler", "max_length")
+                         "lr_scheduler", "max_length", "precision")
 
 
 class BelleOptions(BaseModel):
@@ -113,6 +113,7 @@ class BelleOptions(BaseModel):
     weight_decay: float | None = None
     lr_scheduler: str | None = None
     max_length: int | None = None
+    precision: str | None = None
 
 
 class FineTuningJobCreate(BaseModel):
