@@ -63,7 +63,7 @@ def train(args: argparse.Namespace, base: Path, train_file: Path, run_dir: Path)
         "hyperparameters": {"learning_rate": args.lr, "epochs": args.epochs, "batch_size": args.batch_size,
                             "gradient_accumulation_steps": 1, "warmup_ratio": args.warmup,
                             "weight_decay": 0.0, "max_length": args.max_length, "lr_scheduler": args.scheduler,
-                            "seed": args.seed},
+                            "seed": args.seed, "precision": args.precision},
     }
     config = {"spec": spec, "base_model_path": str(base), "train_file": str(train_file),
               "validation_file": None, "output_dir": str(run_dir), "resume": False}
@@ -136,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=0.05)
     parser.add_argument("--scheduler", default="cosine")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
     parser.add_argument("--threads", type=int, default=0, help="OMP threads for training (0: torch's default)")
     parser.add_argument("--max-new-tokens", type=int, default=32)
     args = parser.parse_args(argv)

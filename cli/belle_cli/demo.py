@@ -59,6 +59,17 @@ class DemoOptions:
     serve: bool = True                 # leave the stack and the chat page running until Ctrl-C
 
 
+def cpu_has_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX): where the trainer's bf16 is fast
+    rather than emulated. False where /proc/cpuinfo cannot tell (not Linux)."""
+    try:
+        text = Path(cpuinfo).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -73,6 +84,10 @@ def load_demo_pipeline(*, teacher_url: str, base_model: str, eval_file_id: str, 
     if options.rows is not None:
         steps["data"]["target_count"] = options.rows
     steps["train"]["base_model"] = base_model
+    if steps["train"]["hyperparameters"].get("precision") == "auto" and cpu_has_native_bf16():
+        # The trainer's "auto" means bf16 on a GPU only; on a CPU with bf16 instructions the demo asks for
+        # it: ~1.5x the tokens per second of fp32 at the same scores (docs/learning.md).
+        steps["train"]["hyperparameters"]["precision"] = "bf16"
     if options.epochs is not None:
         steps["train"]["hyperparameters"]["epochs"] = options.epochs
     steps["evaluate"]["eval_file_id"] = eval_file_id
