@@ -132,6 +132,17 @@ def test_upload_over_the_size_limit_is_413(team, gateway_settings):
         assert ok.status_code == 201
 
 
+def test_body_over_the_size_limit_is_refused_from_its_content_length_alone(gateway_settings):
+    # The gateway's outer layer answers before authentication or the body is read: no key is sent
+    # here, and still the answer is the 413 (the route itself would have said 401).
+    small = gateway_settings.model_copy(update={"max_upload_bytes": 1000, "run_sweeper": False})
+    with TestClient(create_app(small)) as c:
+        response = c.post("/v1/files", content=b"x" * (1000 + 1024 * 1024 + 1))
+        error = _error(response, 413)
+        assert error["code"] == "file_too_large" and error["param"] == "file"
+        assert _error(c.post("/v1/files", content=b"x" * 10), 401)["code"] == "missing_api_key"
+
+
 def test_upload_with_unknown_purpose(client, team):
     _, headers = team
     error = _error(_upload(client, headers, b'{"a": 1}\n', purpose="fun"), 400)

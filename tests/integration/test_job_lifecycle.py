@@ -131,3 +131,36 @@ def test_metrics_count_jobs_by_status(client, team, module_worker):
     assert 'belle_jobs_submitted_total{type="import"}' in text
     line = next(l for l in text.splitlines() if l.startswith('belle_jobs{status="succeeded",type="import"}'))
     assert float(line.split()[-1]) >= 1
+
+
+def _sample(text: str, name: str, **labels: str) -> float:
+    """One sample's value from Prometheus text (0 when the series does not exist yet)."""
+    wanted = "{" + ",".join(f'{key}="{value}"' for key, value in sorted(labels.items())) + "}"
+    for line in text.splitlines():
+        if line.startswith(name + "{"):
+            series, value = line.rsplit(" ", 1)
+            if "{" + ",".join(sorted(series[len(name) + 1:-1].split(","))) + "}" == wanted:
+                return float(value)
+    return 0.0
+
+
+def test_metrics_count_http_requests_by_route_template_and_status(client, team):
+    _, headers = team
+    requests = "belle_http_requests_total"
+    before = client.get("/metrics").text
+    job_id = "00000000-0000-0000-0000-000000000000"
+    assert client.get(f"/v1/jobs/{job_id}", headers=headers).status_code == 404
+    assert client.get(f"/v1/jobs/{job_id}").status_code == 401
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/no-such-page").status_code == 404
+    after = client.get("/metrics").text
+
+    def delta(**labels):
+        return _sample(after, requests, **labels) - _sample(before, requests, **labels)
+
+    # Counted under the route's template (not the concrete id), with the status that was sent.
+    assert delta(method="GET", route="/v1/jobs/{job_id}", status="404") == 1
+    assert delta(method="GET", route="/v1/jobs/{job_id}", status="401") == 1
+    assert delta(method="GET", route="/healthz", status="200") == 1
+    assert delta(method="GET", route="unmatched", status="404") == 1
+    assert _sample(after, "belle_http_request_seconds_count", method="GET", route="/healthz") >= 1

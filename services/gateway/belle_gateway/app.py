@@ -6,14 +6,13 @@
 from __future__ import annotations
 
 import logging
-import time
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 
-from belle_gateway.errors import error_body, install_error_handlers
-from belle_gateway.metrics import HTTP_LATENCY, HTTP_REQUESTS, make_registry
+from belle_gateway.errors import install_error_handlers
+from belle_gateway.metrics import make_registry
+from belle_gateway.observe import ObserveRequests
 from belle_gateway.routers import (chat, datasets, eval_judge, evals, files, fine_tuning, health, jobs, models,
                                    pipelines, secrets, web)
 from belle_gateway.serving.service import ChatService
@@ -54,21 +53,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
 
     install_error_handlers(app)
 
-    @app.middleware("http")
-    async def observe(request: Request, call_next):
-        # Refuse an oversized upload from its Content-Length, before the body is read.
-        length = request.headers.get("content-length", "")
-        if length.isdigit() and int(length) > settings.max_upload_bytes + 1024 * 1024:
-            body = error_body(413, f"request is larger than the upload limit of {settings.max_upload_bytes} bytes",
-                              param="file", code="file_too_large")
-            return JSONResponse(body, status_code=413)
-        start = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        HTTP_REQUESTS.labels(request.method, path, str(response.status_code)).inc()
-        HTTP_LATENCY.labels(request.method, path).observe(time.perf_counter() - start)
-        return response
+    app.add_middleware(ObserveRequests, max_upload_bytes=settings.max_upload_bytes)
 
     app.include_router(health.router)
     app.include_router(jobs.router)
