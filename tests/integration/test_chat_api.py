@@ -42,12 +42,15 @@ def tiny_folder(tmp_path_factory):
                            max_position=CONTEXT)
 
 
-@pytest.fixture(scope="module")
-def live(settings):
+@pytest.fixture(scope="module", params=["engine-process", "engine-thread"])
+def live(settings, request):
+    """A gateway on a real port; every test runs with the batching engine in a process of its own (the
+    default) and in a thread of the gateway's process."""
     from belle_gateway.settings import GatewaySettings
 
     gateway = LiveGateway(GatewaySettings(**{**settings.model_dump(), "run_sweeper": False,
-                                             "chat_max_batch_size": 8}))
+                                             "chat_max_batch_size": 8,
+                                             "chat_engine_process": request.param == "engine-process"}))
     yield gateway
     gateway.stop()
 
@@ -253,6 +256,38 @@ def test_a_client_that_disconnects_mid_stream_frees_its_slot(live, team, chat_mo
     time.sleep(0.5)
     assert handle.engine.steps == steps_at_free, "the engine kept decoding for a client that left"
     assert freed_after < 10
+
+
+def test_an_engine_process_that_dies_fails_its_requests_and_is_replaced(live, team, chat_model, reference):
+    import os
+    import signal
+
+    from belle_gateway.serving.process_engine import ProcessEngine
+
+    _, headers = team
+    client = _client(live, headers)
+    client.chat.completions.create(model=chat_model, messages=[{"role": "user", "content": "hi"}], max_tokens=1)
+    handle = _engine_handle(live, headers, chat_model)
+    if not isinstance(handle.engine, ProcessEngine):
+        pytest.skip("the engine runs in the gateway's process here")
+    assert handle.engine.pid != os.getpid()
+
+    stream = client.chat.completions.create(model=chat_model, messages=[{"role": "user", "content": "长一点"}],
+                                            max_tokens=200, temperature=0, stream=True)
+    chunks = iter(stream)
+    next(chunks)  # the reply has started
+    os.kill(handle.engine.pid, signal.SIGKILL)
+    with pytest.raises(openai.APIError, match="engine process exited"):
+        for _ in chunks:
+            pass
+    wait_for(lambda: not handle.engine.alive and not handle.engine.busy, timeout=10, message="the engine to be gone")
+
+    # The next request loads the model again, in a new process, and answers as before.
+    messages = [{"role": "user", "content": QUESTIONS[1]}]
+    reply = client.chat.completions.create(model=chat_model, messages=messages, max_tokens=12, temperature=0)
+    assert reply.choices[0].message.content == reference.greedy(messages, 12)[0]
+    again = _engine_handle(live, headers, chat_model)
+    assert again is not handle and again.engine.alive and again.engine.pid != handle.engine.pid
 
 
 def test_the_least_recently_used_idle_model_is_unloaded(tmp_path, tiny_folder):

@@ -44,10 +44,15 @@ class GatewaySettings(Settings):
         "batch), `sequential` (one request at a time with transformers' generate: the reference), or `off` "
         "(no local models: chat only through proxy routes; the gateway image without torch).",
     )
+    chat_engine_process: bool = Field(
+        True, description="Run the `batched` engine of each loaded model in a process of its own (the gateway "
+        "keeps the tokenizer and the streaming). In the gateway's process the engine and the HTTP server take "
+        "turns on Python's interpreter lock; apart, both run at once (docs/benchmarks.md). false: a thread of "
+        "the gateway's process, as `sequential` always is.")
     chat_max_resident_models: int = Field(2, ge=1, description="Models kept loaded at once; the least "
                                           "recently used idle one is unloaded to make room.")
     chat_max_batch_size: int = Field(16, ge=1, description="Most requests decoded together per model.")
-    chat_torch_threads: int = Field(0, ge=0, description="torch's intra-op threads for the in-process engine "
+    chat_torch_threads: int = Field(0, ge=0, description="torch's intra-op threads for the engine "
                                     "(`torch.set_num_threads`; process-wide). 0: torch's default, one per core. "
                                     "Fewer leave cores to the HTTP server; on a busy machine torch's spinning "
                                     "threads can be many times slower than one.")

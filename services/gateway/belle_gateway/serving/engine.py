@@ -54,24 +54,15 @@ class SamplingOptions:
         return self.temperature == 0
 
 
-class LoadedModel:
-    """A tokenizer and a model from a local Hugging Face folder (full, merged LoRA or GPTQ)."""
+class ChatTokenizer:
+    """A model folder's tokenizer: renders conversations with the model's own chat template and turns
+    token ids back into text."""
 
     def __init__(self, folder: str | Path):
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoTokenizer
 
         self.folder = Path(folder)
         self.tokenizer = AutoTokenizer.from_pretrained(self.folder)
-        self.device = "cuda" if torch.cuda.is_available() else "cpu"
-        # CPUs are slow or unsupported in float16: there everything runs in float32 (GPTQ layers keep
-        # their packed weights); on a GPU the weights keep the dtype they were saved in.
-        dtype: Any = "auto" if self.device == "cuda" else torch.float32
-        self.model = AutoModelForCausalLM.from_pretrained(self.folder, dtype=dtype, device_map=self.device)
-        self.model.eval()
-        self.eos_ids = eos_token_ids(self.model, self.tokenizer)
-        self.pad_id = next(v for v in (self.tokenizer.pad_token_id, *self.eos_ids, 0) if v is not None)
-        self.context_length = context_length(self.model, self.tokenizer)
-        self.takes_position_ids = "position_ids" in inspect.signature(self.model.forward).parameters
 
     @property
     def has_chat_template(self) -> bool:
@@ -89,6 +80,25 @@ class LoadedModel:
 
     def decode(self, ids: Seq[int]) -> str:
         return self.tokenizer.decode(list(ids), skip_special_tokens=True)
+
+
+class LoadedModel(ChatTokenizer):
+    """A tokenizer and a model from a local Hugging Face folder (full, merged LoRA or GPTQ)."""
+
+    def __init__(self, folder: str | Path):
+        from transformers import AutoModelForCausalLM
+
+        super().__init__(folder)
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        # CPUs are slow or unsupported in float16: there everything runs in float32 (GPTQ layers keep
+        # their packed weights); on a GPU the weights keep the dtype they were saved in.
+        dtype: Any = "auto" if self.device == "cuda" else torch.float32
+        self.model = AutoModelForCausalLM.from_pretrained(self.folder, dtype=dtype, device_map=self.device)
+        self.model.eval()
+        self.eos_ids = eos_token_ids(self.model, self.tokenizer)
+        self.pad_id = next(v for v in (self.tokenizer.pad_token_id, *self.eos_ids, 0) if v is not None)
+        self.context_length = context_length(self.model, self.tokenizer)
+        self.takes_position_ids = "position_ids" in inspect.signature(self.model.forward).parameters
 
 
 class Sequence:
@@ -187,6 +197,10 @@ class _EngineThread:
     @property
     def busy(self) -> bool:
         return bool(self._waiting) or self.active_count > 0
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
 
     @property
     def active_count(self) -> int:
@@ -345,7 +359,15 @@ class EngineHandle:
     users: int = field(default=0)
 
 
-def load_engine(folder: str | Path, kind: str, max_batch_size: int, *, torch_threads: int = 0) -> EngineHandle:
+def load_engine(folder: str | Path, kind: str, max_batch_size: int, *, torch_threads: int = 0,
+                in_process: bool = True) -> EngineHandle:
+    """The model in `folder` with an engine of this kind: in this process, or (batched only) in a process
+    of its own (`process_engine`), the gateway keeping just the tokenizer."""
+    if kind == "batched" and not in_process:
+        from belle_gateway.serving.process_engine import ProcessEngine
+
+        engine = ProcessEngine(folder, max_batch_size=max_batch_size, torch_threads=torch_threads)
+        return EngineHandle(engine=engine, loaded=engine.loaded)
     if torch_threads:
         torch.set_num_threads(torch_threads)
     loaded = LoadedModel(folder)

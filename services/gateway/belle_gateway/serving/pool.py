@@ -4,7 +4,7 @@
 the caller as a user until `release`. A model with users, or with requests still decoding, is never
 unloaded; when every resident model is busy and another is asked for, `PoolBusy` says so (a 503 for
 the client) instead of growing past the bound. Two requests for a model that is not loaded yet load it
-once. Folders come from the artifact store: used in place when local, else downloaded once into
+once; a model whose engine process died is loaded again by the next request. Folders come from the artifact store: used in place when local, else downloaded once into
 `cache_dir/<model id>`.
 """
 
@@ -28,13 +28,14 @@ class PoolBusy(Exception):
 
 class ModelPool:
     def __init__(self, *, store: ArtifactStore, cache_dir: Path, engine_kind: str, max_resident: int,
-                 max_batch_size: int, torch_threads: int = 0):
+                 max_batch_size: int, torch_threads: int = 0, separate_process: bool = False):
         self.store = store
         self.cache_dir = cache_dir
         self.engine_kind = engine_kind
         self.max_resident = max_resident
         self.max_batch_size = max_batch_size
         self.torch_threads = torch_threads
+        self.separate_process = separate_process
         self._handles: OrderedDict[str, Any] = OrderedDict()  # model id -> EngineHandle, oldest use first
         self._lock = threading.Lock()
         self._load_locks: dict[str, threading.Lock] = {}
@@ -59,7 +60,8 @@ class ModelPool:
             folder, downloaded = self.store.local_folder(uri, self.cache_dir / model_id)
             if downloaded:
                 log.info("downloaded model %s from %s", model_id, uri)
-            handle = load_engine(folder, self.engine_kind, self.max_batch_size, torch_threads=self.torch_threads)
+            handle = load_engine(folder, self.engine_kind, self.max_batch_size, torch_threads=self.torch_threads,
+                                 in_process=not self.separate_process)
             with self._lock:
                 handle.users += 1
                 self._handles[model_id] = handle
@@ -79,6 +81,10 @@ class ModelPool:
     def _take_resident(self, model_id: str) -> Any:
         with self._lock:
             handle = self._handles.get(model_id)
+            if handle is not None and not handle.engine.alive:  # its engine process died: load it again
+                log.warning("the engine of model %s is gone; loading the model again", model_id)
+                del self._handles[model_id]
+                handle = None
             if handle is not None:
                 self._handles.move_to_end(model_id)
                 handle.users += 1

@@ -60,7 +60,8 @@ class ChatService:
             self.pool = ModelPool(store=store, cache_dir=settings.data_dir / "serving-cache",
                                   engine_kind=settings.chat_engine, max_resident=settings.chat_max_resident_models,
                                   max_batch_size=settings.chat_max_batch_size,
-                                  torch_threads=settings.chat_torch_threads)
+                                  torch_threads=settings.chat_torch_threads,
+                                  separate_process=settings.chat_engine_process)
 
     async def close(self) -> None:
         await self.proxy.close()

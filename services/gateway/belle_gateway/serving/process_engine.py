@@ -1,0 +1,275 @@
+"""The batching engine in a process of its own, so that the HTTP server and the decoding loop stop
+taking turns on one interpreter lock.
+
+In-process, the engine's thread needs Python's GIL between every pair of its (many, small) torch calls,
+and the event loop needs it for every streamed chunk and every request's routing, authentication and
+chat template: the two serialise, and the gateway never uses more than about one core (measured in
+docs/benchmarks.md, "third round"). Here the model and its `PackedBatch`/`PaddedBatch` live in a child
+process (spawned, loaded from the same folder) that only turns prompt ids into token ids; the gateway
+keeps the tokenizer, renders prompts, turns tokens into text (stop strings, UTF-8 tails) and streams.
+
+Messages over one pipe (pickled tuples):
+
+- to the child: ``("submit", id, prompt_ids, options)``, ``("cancel", id)``, ``("stop",)``;
+- from it: ``("ready", facts)`` once loaded (or ``("failed", message)``), then after every decoding
+  step ``("step", [(id, token), ...], [(id, error message), ...], peak rows)``.
+
+The child applies the same token-level ends as the gateway's `Sequence.push` (EOS unless ignored,
+`max_tokens`), so both sides agree on when a sequence is over; a stop string or a client that went
+away is a cancel from the gateway, acted on before the child's next step.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import multiprocessing
+import threading
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+START_TIMEOUT = 600  # seconds for the child to import torch and load the model
+
+
+class ProcessEngine:
+    """`BatchEngine`'s interface (submit, busy, stop) over a child process (module docstring)."""
+
+    def __init__(self, folder: str | Path, *, max_batch_size: int, torch_threads: int = 0):
+        from belle_gateway.serving.engine import ChatTokenizer
+
+        # The gateway's side of the model: its tokenizer, plus what the child reports once loaded.
+        self.loaded: Any = ChatTokenizer(folder)
+        context = multiprocessing.get_context("spawn")  # never fork a process that has threads
+        self._conn, child_conn = context.Pipe()
+        self._process = context.Process(target=_child_main, name=f"belle-engine-{Path(folder).name}",
+                                        args=(child_conn, str(folder), max_batch_size, torch_threads), daemon=True)
+        self._process.start()
+        child_conn.close()
+        if not self._conn.poll(START_TIMEOUT):
+            self._process.kill()
+            raise RuntimeError(f"the engine process did not load {folder} within {START_TIMEOUT} s")
+        try:
+            message = self._conn.recv()
+        except EOFError:
+            raise RuntimeError(f"the engine process exited while loading {folder} "
+                               f"(exit code {self._process.exitcode})") from None
+        if message[0] == "failed":
+            self._process.join(timeout=10)
+            raise ValueError(message[1])
+        facts = message[1]
+        self.loaded.eos_ids, self.loaded.context_length = facts["eos_ids"], facts["context_length"]
+        self.steps = 0  # decoding steps the child has reported
+        self.peak_rows = 0  # most sequences it decoded together
+        self._ids = itertools.count()
+        self._active: dict[int, Any] = {}  # id -> the gateway's Sequence, until it is over
+        self._cancel_sent: set[int] = set()
+        self._lock = threading.Lock()  # guards _active and the pipe's sending end
+        self._stopping = False
+        self._reader = threading.Thread(target=self._read, name=f"engine-reader-{Path(folder).name}", daemon=True)
+        self._reader.start()
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid
+
+    @property
+    def alive(self) -> bool:
+        return not self._stopping and self._process.is_alive()
+
+    @property
+    def active_count(self) -> int:
+        return len(self._active)
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._active)
+
+    def submit(self, seq: Any) -> None:
+        options = seq.options
+        wire = {"max_tokens": options.max_tokens, "temperature": options.temperature, "top_p": options.top_p,
+                "seed": options.seed, "ignore_eos": options.ignore_eos}
+        with self._lock:
+            if not self.alive:
+                raise RuntimeError("engine stopped")
+            seq_id = next(self._ids)
+            self._active[seq_id] = seq
+            self._conn.send(("submit", seq_id, list(seq.prompt_ids), wire))
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopping = True
+            try:
+                self._conn.send(("stop",))
+            except OSError:
+                pass
+        self._process.join(timeout=30)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join(timeout=10)
+        self._reader.join(timeout=10)
+        self._fail_all("the model was unloaded")
+
+    def _read(self) -> None:
+        """The gateway's end of the pipe: tokens to their sequences, cancels back to the child."""
+        eos_ids = self.loaded.eos_ids
+        while True:
+            try:
+                message = self._conn.recv()
+            except (EOFError, OSError):
+                break
+            if message[0] != "step":
+                continue
+            _, tokens, errors, self.peak_rows = message
+            self.steps += 1
+            for seq_id, token in tokens:
+                seq = self._active.get(seq_id)
+                if seq is None:
+                    continue
+                if seq.done or seq.push(token, eos_ids):
+                    # Over here: the child may not know it yet (a stop string, a client gone); a cancel
+                    # for a sequence it has already ended itself is ignored there.
+                    self._forget(seq_id, cancel=True)
+            for seq_id, error in errors:
+                seq = self._active.get(seq_id)
+                if seq is not None:
+                    seq.fail(error)
+                    self._forget(seq_id, cancel=False)
+            self._send_cancels()
+        if not self._stopping:
+            log.error("the engine process for %s exited (code %s)", self.loaded.folder, self._process.exitcode)
+        self._stopping = True
+        self._fail_all("the engine process exited")
+
+    def _forget(self, seq_id: int, *, cancel: bool) -> None:
+        with self._lock:
+            self._active.pop(seq_id, None)
+            if cancel and self._process.is_alive():
+                self._conn.send(("cancel", seq_id))
+
+    def _send_cancels(self) -> None:
+        """Sequences whose client went away (cancelled on the event loop's thread) leave the child's batch."""
+        cancelled = [seq_id for seq_id, seq in list(self._active.items()) if seq.cancelled]
+        for seq_id in cancelled:
+            self._forget(seq_id, cancel=True)
+
+    def _fail_all(self, message: str) -> None:
+        with self._lock:
+            failed, self._active = list(self._active.values()), {}
+        for seq in failed:
+            seq.fail(message)
+
+
+class _ChildSequence:
+    """The child's view of one sequence: what `PackedBatch`/`PaddedBatch` read, and the token-level ends."""
+
+    def __init__(self, seq_id: int, prompt_ids: list[int], options: Any, tokens: list):
+        import torch
+
+        self.id, self.prompt_ids, self.options = seq_id, prompt_ids, options
+        self.reply = _Tokens()
+        self.cancelled = False
+        self.finished = False
+        self._tokens = tokens  # this step's (id, token) pairs, shared by all sequences
+        self.error: str | None = None
+        self.generator = None
+        if not options.greedy:
+            self.generator = torch.Generator()
+            if options.seed is not None:
+                self.generator.manual_seed(options.seed)
+            else:
+                self.generator.seed()
+
+    def push(self, token: int, eos_ids: Any) -> bool:
+        self._tokens.append((self.id, token))
+        self.reply.ids.append(token)
+        if token in eos_ids and not self.options.ignore_eos:
+            self.finished = True
+        elif len(self.reply.ids) >= self.options.max_tokens:
+            self.finished = True
+        return self.finished
+
+    def fail(self, message: str) -> None:
+        self.finished = True
+        self.error = message
+
+
+class _Tokens:
+    def __init__(self):
+        self.ids: list[int] = []
+
+
+def _child_main(conn: Any, folder: str, max_batch_size: int, torch_threads: int) -> None:
+    """The engine process: load the model, then decode until told to stop or the gateway goes away."""
+    import torch
+
+    from belle_gateway.serving.engine import PREFILL_TOKENS, LoadedModel, SamplingOptions, pick_token
+    from belle_gateway.serving.packed import PackedBatch, packed_supported
+    from belle_gateway.serving.padded import PaddedBatch
+
+    if torch_threads:
+        torch.set_num_threads(torch_threads)
+    try:
+        loaded = LoadedModel(folder)
+    except Exception as exc:  # the gateway turns it into a 400 (a folder that cannot be loaded)
+        conn.send(("failed", f"{type(exc).__name__}: {exc}"))
+        return
+    conn.send(("ready", {"eos_ids": loaded.eos_ids, "context_length": loaded.context_length}))
+    batch: Any = (PackedBatch(loaded, max_batch_size) if packed_supported(loaded.model)
+                  else PaddedBatch(loaded, max_batch_size))
+    waiting: deque[_ChildSequence] = deque()
+    by_id: dict[int, _ChildSequence] = {}
+    tokens: list[tuple[int, int]] = []
+
+    def handle(message: tuple) -> bool:
+        kind = message[0]
+        if kind == "submit":
+            _, seq_id, prompt_ids, wire = message
+            seq = _ChildSequence(seq_id, prompt_ids, SamplingOptions(**wire), tokens)
+            by_id[seq_id] = seq
+            waiting.append(seq)
+        elif kind == "cancel":
+            seq = by_id.pop(message[1], None)
+            if seq is not None:
+                seq.cancelled = True
+        return kind != "stop"
+
+    while True:
+        try:
+            if not waiting and not batch.active:
+                if not handle(conn.recv()):  # idle: wait for work
+                    return
+            while conn.poll():
+                if not handle(conn.recv()):
+                    return
+        except (EOFError, OSError):  # the gateway went away
+            return
+        joining, budget = [], PREFILL_TOKENS
+        while waiting and len(joining) < batch.room:
+            size = len(waiting[0].prompt_ids)
+            if joining and size > budget:
+                break
+            seq = waiting.popleft()
+            if not seq.cancelled:
+                joining.append(seq)
+                budget -= size
+        tokens.clear()
+        try:
+            with torch.inference_mode():
+                batch.step(joining, pick_token)
+        except Exception as exc:  # a broken model fails its requests, not the engine
+            message = f"generation failed: {type(exc).__name__}: {exc}"
+            for seq in batch.fail_all(message) + joining:
+                seq.fail(message)
+        errors = []
+        for seq in list(by_id.values()):
+            if seq.finished:
+                by_id.pop(seq.id)
+                if seq.error is not None:
+                    errors.append((seq.id, seq.error))
+        try:
+            conn.send(("step", list(tokens), errors, batch.peak_rows))
+        except (EOFError, OSError):
+            return
