@@ -8,7 +8,9 @@ API and SSE streaming) serving the same tiny random-init LLaMA (hidden 256, 4 la
 
 - baseline: `BELLE_CHAT_ENGINE=sequential`, transformers' `model.generate` on one request at a time
   (what a user gets by wrapping a Hugging Face model in a web server);
-- project: `BELLE_CHAT_ENGINE=batched`, requests joining and leaving a running batch.
+- project: `BELLE_CHAT_ENGINE=batched`, requests joining and leaving a running batch, in the engine's own
+  process (the default);
+- and, for the record, the same engine in a thread of the gateway's process (`BELLE_CHAT_ENGINE_PROCESS=false`).
 
 Each of `--clients` concurrent clients takes the next of `--requests` requests (prompt lengths mixed
 from a few to ~300 tokens), sends it with `stream: true`, greedy, `max_tokens = --output-tokens` and
@@ -67,11 +69,13 @@ def free_port() -> int:
 class Gateway:
     """`python -m belle_gateway` in its own process, with a team and the model registered."""
 
-    def __init__(self, data_dir: Path, model: Path, engine: str, batch_size: int, torch_threads: int):
+    def __init__(self, data_dir: Path, model: Path, engine: str, batch_size: int, torch_threads: int,
+                 engine_process: bool = True):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, "BELLE_DATA_DIR": str(data_dir), "BELLE_PORT": str(self.port),
                     "BELLE_RUN_SWEEPER": "false", "BELLE_CHAT_ENGINE": engine, "BELLE_LOG_LEVEL": "WARNING",
+                    "BELLE_CHAT_ENGINE_PROCESS": str(engine_process).lower(),
                     "BELLE_CHAT_MAX_BATCH_SIZE": str(batch_size),
                     "BELLE_CHAT_TORCH_THREADS": str(torch_threads), "BELLE_MODEL_ROOTS": str(model.parent)}
         belle = [sys.executable, "-m", "belle_cli.main"]
@@ -185,18 +189,22 @@ def main() -> None:
           f"{args.torch_threads or 'default'} on both sides")
     runs = {}
     with tempfile.TemporaryDirectory(prefix="belle-bench-serve-") as tmp:
-        for engine in ("sequential", "batched"):
-            data_dir = Path(tmp) / engine
+        sides = {"sequential": ("sequential", False), "batched": ("batched", True), "thread": ("batched", False)}
+        for side, (engine, engine_process) in sides.items():
+            data_dir = Path(tmp) / side
             data_dir.mkdir()
-            gateway = Gateway(data_dir, model, engine, args.batch_size, args.torch_threads)
+            gateway = Gateway(data_dir, model, engine, args.batch_size, args.torch_threads, engine_process)
             try:
-                runs[engine] = asyncio.run(load(gateway, prompts, args.clients, args.output_tokens))
+                runs[side] = asyncio.run(load(gateway, prompts, args.clients, args.output_tokens))
             finally:
                 gateway.stop()
     baseline = summary("baseline (sequential generate)", *runs["sequential"])
+    summary("engine in the gateway's thread", *runs["thread"])
     project = summary("project (batching engine)", *runs["batched"])
-    differing = [i for i, (a, b) in enumerate(zip(runs["sequential"][0], runs["batched"][0])) if a["text"] != b["text"]]
-    print(f"greedy replies that differ: {len(differing)} of {len(prompts)}" + (f" (requests {differing})" if differing else ""))
+    for side in ("thread", "batched"):
+        differing = [i for i, (a, b) in enumerate(zip(runs["sequential"][0], runs[side][0])) if a["text"] != b["text"]]
+        print(f"greedy replies that differ ({side}): {len(differing)} of {len(prompts)}"
+              + (f" (requests {differing})" if differing else ""))
     print(f"ratio: {project / baseline:.2f}")
 
 
