@@ -134,7 +134,11 @@ async def one_request(http: httpx.AsyncClient, gateway: Gateway, prompt: str, ou
     return {"text": text, "tokens": tokens, "latency": done - started, "ttft": (first or done) - started}
 
 
-async def load(gateway: Gateway, prompts: list[str], clients: int, output_tokens: int) -> tuple[list[dict], float]:
+async def load(gateway: Gateway, prompts: list[str], clients: int, output_tokens: int,
+               probe: bool = False) -> tuple[list[dict], float, list[float]]:
+    """Every prompt through `clients` concurrent clients; the replies, the seconds it took and, with
+    `probe`, the latencies of `GET /v1/models` sent every 50 ms meanwhile (how responsive the rest of
+    the API stays under chat load)."""
     queue: asyncio.Queue = asyncio.Queue()
     for index, prompt in enumerate(prompts):
         queue.put_nowait((index, prompt))
@@ -148,10 +152,24 @@ async def load(gateway: Gateway, prompts: list[str], clients: int, output_tokens
     limits = httpx.Limits(max_connections=clients + 4)
     async with httpx.AsyncClient(timeout=httpx.Timeout(1800.0), limits=limits) as http:
         await one_request(http, gateway, "预热", 4)  # load the model outside the timed part
+        probes: list[float] = []
+        running = True
+
+        async def prober() -> None:
+            while running:
+                sent = time.perf_counter()
+                (await http.get(f"{gateway.url}/v1/models", headers=gateway.headers)).raise_for_status()
+                probes.append(time.perf_counter() - sent)
+                await asyncio.sleep(0.05)
+
+        probing = asyncio.create_task(prober()) if probe else None
         started = time.perf_counter()
         await asyncio.gather(*(client(http) for _ in range(clients)))
         elapsed = time.perf_counter() - started
-    return [r for r in results if r is not None], elapsed
+        running = False
+        if probing is not None:
+            await probing
+    return [r for r in results if r is not None], elapsed, probes
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -159,7 +177,7 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
-def summary(name: str, results: list[dict], elapsed: float) -> float:
+def summary(name: str, results: list[dict], elapsed: float, probes: list[float]) -> float:
     tokens = sum(r["tokens"] for r in results)
     rate = tokens / elapsed
     lat = [r["latency"] for r in results]
@@ -167,6 +185,9 @@ def summary(name: str, results: list[dict], elapsed: float) -> float:
     print(f"{name:<28} {rate:9.1f} tok/s  {elapsed:7.1f} s  latency p50 {statistics.median(lat):6.2f} s "
           f"p99 {percentile(lat, 99):6.2f} s  TTFT p50 {statistics.median(ttft):6.2f} s p99 {percentile(ttft, 99):6.2f} s"
           f"  ({tokens} tokens)")
+    if probes:
+        print(f"{'':<28} GET /v1/models meanwhile: p50 {statistics.median(probes) * 1e3:.0f} ms "
+              f"p90 {percentile(probes, 90) * 1e3:.0f} ms max {max(probes) * 1e3:.0f} ms ({len(probes)} requests)")
     return rate
 
 
@@ -179,6 +200,8 @@ def main() -> None:
     parser.add_argument("--torch-threads", type=int, default=0,
                         help="BELLE_CHAT_TORCH_THREADS for both sides (0: torch's default, one per core)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--probe-api", action="store_true",
+                        help="also time GET /v1/models every 50 ms during each side's load")
     parser.add_argument("--model-dir", type=Path, default=HERE.parent / ".bench-cache" / "serve-tiny-llama")
     args = parser.parse_args()
 
@@ -195,7 +218,7 @@ def main() -> None:
             data_dir.mkdir()
             gateway = Gateway(data_dir, model, engine, args.batch_size, args.torch_threads, engine_process)
             try:
-                runs[side] = asyncio.run(load(gateway, prompts, args.clients, args.output_tokens))
+                runs[side] = asyncio.run(load(gateway, prompts, args.clients, args.output_tokens, args.probe_api))
             finally:
                 gateway.stop()
     baseline = summary("baseline (sequential generate)", *runs["sequential"])
