@@ -40,13 +40,13 @@ StoreDep = Annotated[ArtifactStore, Depends(get_store)]
 
 
 def get_team(request: Request, settings: SettingsDep) -> Team:
-    # Its own short session: the request's session must not open a transaction before the route
-    # needs one (on SQLite every transaction takes the write lock; see belle_shared.db.engine).
+    # Its own short read-only session: the request's session must not open a transaction before the
+    # route needs one, and on SQLite a read-only one takes no write lock (see belle_shared.db.engine).
     header = request.headers.get("authorization", "")
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
         raise APIError(401, "missing API key: send 'Authorization: Bearer <key>'", code="missing_api_key")
-    with request.app.state.session_factory() as session:
+    with request.app.state.read_session_factory() as session:
         team = team_for_key(session, key=key.strip(), secret=settings.secret_key)
     if team is None:
         raise APIError(401, "invalid API key", code="invalid_api_key")

@@ -19,7 +19,7 @@ router = APIRouter(prefix="/v1/chat", tags=["chat"])
 
 
 def _model_ref(request: Request, team_id, ref: str) -> ModelRef:
-    with request.app.state.session_factory() as session:
+    with request.app.state.read_session_factory() as session:
         model = find_model(session, team_id, ref)
         if model is None:
             raise APIError(404, f"model: no model {ref!r} among this team's models and the shared base models",
