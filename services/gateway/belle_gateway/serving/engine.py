@@ -101,6 +101,19 @@ class LoadedModel(ChatTokenizer):
         self.takes_position_ids = "position_ids" in inspect.signature(self.model.forward).parameters
 
 
+def sampling_generator(options: SamplingOptions) -> torch.Generator | None:
+    """The random generator a sampled sequence draws from (seeded when the request gives a seed);
+    None when greedy."""
+    if options.greedy:
+        return None
+    generator = torch.Generator()
+    if options.seed is not None:
+        generator.manual_seed(options.seed)
+    else:
+        generator.seed()
+    return generator
+
+
 class Sequence:
     """One choice of one request: its prompt, options, the reply so far and where its events go.
 
@@ -115,13 +128,7 @@ class Sequence:
         self.reply = ReplyText(decode, options.stops)
         self.cancelled = False
         self.finished = False
-        self.generator: torch.Generator | None = None
-        if not options.greedy:
-            self.generator = torch.Generator()
-            if options.seed is not None:
-                self.generator.manual_seed(options.seed)
-            else:
-                self.generator.seed()
+        self.generator = sampling_generator(options)
 
     def cancel(self) -> None:
         self.cancelled = True

@@ -65,7 +65,6 @@ class ProcessEngine:
         self.peak_rows = 0  # most sequences it decoded together
         self._ids = itertools.count()
         self._active: dict[int, Any] = {}  # id -> the gateway's Sequence, until it is over
-        self._cancel_sent: set[int] = set()
         self._lock = threading.Lock()  # guards _active and the pipe's sending end
         self._stopping = False
         self._reader = threading.Thread(target=self._read, name=f"engine-reader-{Path(folder).name}", daemon=True)
@@ -95,8 +94,11 @@ class ProcessEngine:
             if not self.alive:
                 raise RuntimeError("engine stopped")
             seq_id = next(self._ids)
+            try:
+                self._conn.send(("submit", seq_id, list(seq.prompt_ids), wire))
+            except OSError:  # the child died since `alive` was read
+                raise RuntimeError("engine stopped") from None
             self._active[seq_id] = seq
-            self._conn.send(("submit", seq_id, list(seq.prompt_ids), wire))
 
     def stop(self) -> None:
         with self._lock:
@@ -146,8 +148,11 @@ class ProcessEngine:
     def _forget(self, seq_id: int, *, cancel: bool) -> None:
         with self._lock:
             self._active.pop(seq_id, None)
-            if cancel and self._process.is_alive():
-                self._conn.send(("cancel", seq_id))
+            if cancel:
+                try:
+                    self._conn.send(("cancel", seq_id))
+                except OSError:  # the child is gone: the reader's next recv ends and fails the rest
+                    pass
 
     def _send_cancels(self) -> None:
         """Sequences whose client went away (cancelled on the event loop's thread) leave the child's batch."""
@@ -166,7 +171,7 @@ class _ChildSequence:
     """The child's view of one sequence: what `PackedBatch`/`PaddedBatch` read, and the token-level ends."""
 
     def __init__(self, seq_id: int, prompt_ids: list[int], options: Any, tokens: list):
-        import torch
+        from belle_gateway.serving.engine import sampling_generator
 
         self.id, self.prompt_ids, self.options = seq_id, prompt_ids, options
         self.reply = _Tokens()
@@ -174,13 +179,7 @@ class _ChildSequence:
         self.finished = False
         self._tokens = tokens  # this step's (id, token) pairs, shared by all sequences
         self.error: str | None = None
-        self.generator = None
-        if not options.greedy:
-            self.generator = torch.Generator()
-            if options.seed is not None:
-                self.generator.manual_seed(options.seed)
-            else:
-                self.generator.seed()
+        self.generator = sampling_generator(options)
 
     def push(self, token: int, eos_ids: Any) -> bool:
         self._tokens.append((self.id, token))

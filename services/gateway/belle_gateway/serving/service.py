@@ -148,8 +148,12 @@ class _Run:
             options = SamplingOptions(max_tokens=max_tokens, temperature=body.temperature, top_p=body.top_p,
                                       seed=seed, stops=body.stops, ignore_eos=body.ignore_eos)
             self.sequences.append(Sequence(prompt, options, emit, loaded.decode))
-        for seq in self.sequences:
-            self.handle.engine.submit(seq)
+        try:
+            for seq in self.sequences:
+                self.handle.engine.submit(seq)
+        except RuntimeError as exc:  # unloaded, or its engine process died, since it was acquired
+            raise APIError(503, f"model: {self.model.name!r} is not being served right now ({exc}); retry",
+                           code="engine_unavailable") from None
 
     def _max_tokens(self, context: int | None) -> int:
         asked, prompt = self.body.requested_max_tokens, self.prompt_tokens
