@@ -61,3 +61,37 @@ def test_an_incomplete_character_at_the_end_is_given_as_decode_gives_it(tokenize
     sent = "".join(_feed(reply, ids[:-1]))
     assert sent == ""  # nothing sent while the character is incomplete
     assert reply.finish() == tokenizer.decode(ids[:-1])
+
+
+def _metaspace_tokenizer():
+    """A SentencePiece-style tokenizer (spaces as "▁", the first word's leading space dropped on decode)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
+    tokenizer.decoder = decoders.Metaspace()
+    text = ["the quick brown fox jumps over the lazy dog", "a stop string ends the reply", "你好 世界 hello world"]
+    tokenizer.train_from_iterator(text * 20, trainers.BpeTrainer(vocab_size=120, special_tokens=["<unk>", "</s>"],
+                                                                 show_progress=False))
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token="<unk>", eos_token="</s>")
+
+
+@pytest.mark.parametrize("kind", ["byte-level", "metaspace"])
+def test_incremental_decoding_gives_the_whole_decode_after_every_token(tokenizer, kind):
+    import random
+
+    tok = tokenizer if kind == "byte-level" else _metaspace_tokenizer()
+    text = "你好，世界！🙂 the quick brown fox 是一个项目。 jumps over the lazy dog"
+    rng = random.Random(0)
+    sequences = [tok(text, add_special_tokens=False)["input_ids"]]
+    # Random ids too: byte tokens in any order (incomplete and invalid UTF-8 included), special tokens.
+    sequences += [[rng.randrange(len(tok)) for _ in range(200)] for _ in range(5)]
+    decode = _decode(tok)
+    for ids in sequences:
+        reply = ReplyText(decode)
+        for count, token in enumerate(ids, 1):
+            reply.ids.append(token)
+            assert reply._text_so_far() == decode(ids[:count]), (kind, count)
+        # Each token decoded a short window, never the whole reply.
+        assert reply._context > len(ids) - 20
