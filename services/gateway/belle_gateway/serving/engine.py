@@ -98,7 +98,19 @@ class LoadedModel(ChatTokenizer):
         self.eos_ids = eos_token_ids(self.model, self.tokenizer)
         self.pad_id = next(v for v in (self.tokenizer.pad_token_id, *self.eos_ids, 0) if v is not None)
         self.context_length = context_length(self.model, self.tokenizer)
+        self.module_classes = module_classes(self.model)
         self.takes_position_ids = "position_ids" in inspect.signature(self.model.forward).parameters
+
+
+def module_classes(model: Any) -> dict[str, int]:
+    """How many leaf modules of each class the model has: which kernels serve it (a GPTQ model's
+    quantized layers, not `Linear`)."""
+    counts: dict[str, int] = {}
+    for module in model.modules():
+        if next(module.children(), None) is None:
+            name = type(module).__name__
+            counts[name] = counts.get(name, 0) + 1
+    return counts
 
 
 def sampling_generator(options: SamplingOptions) -> torch.Generator | None:

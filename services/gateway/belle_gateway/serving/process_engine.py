@@ -61,6 +61,7 @@ class ProcessEngine:
             raise ValueError(message[1])
         facts = message[1]
         self.loaded.eos_ids, self.loaded.context_length = facts["eos_ids"], facts["context_length"]
+        self.loaded.module_classes = facts["module_classes"]
         self.steps = 0  # decoding steps the child has reported
         self.peak_rows = 0  # most sequences it decoded together
         self._ids = itertools.count()
@@ -215,7 +216,8 @@ def _child_main(conn: Any, folder: str, max_batch_size: int, torch_threads: int)
     except Exception as exc:  # the gateway turns it into a 400 (a folder that cannot be loaded)
         conn.send(("failed", f"{type(exc).__name__}: {exc}"))
         return
-    conn.send(("ready", {"eos_ids": loaded.eos_ids, "context_length": loaded.context_length}))
+    conn.send(("ready", {"eos_ids": loaded.eos_ids, "context_length": loaded.context_length,
+                         "module_classes": loaded.module_classes}))
     batch: Any = (PackedBatch(loaded, max_batch_size) if packed_supported(loaded.model)
                   else PaddedBatch(loaded, max_batch_size))
     waiting: deque[_ChildSequence] = deque()
