@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/serve.py                     # 64 requests, 16 clients, 64 output tokens
     .venv/bin/python bench/serve.py --requests 32 --clients 8 --output-tokens 32
+    .venv/bin/python bench/serve.py --torch-threads 1 --repeat 5   # this machine is noisy: the median of 5
 
 Both sides are the same gateway process (`python -m belle_gateway`, embedded SQLite, the same HTTP
 API and SSE streaming) serving the same tiny random-init LLaMA (hidden 256, 4 layers, built locally):
@@ -17,7 +18,8 @@ from a few to ~300 tokens), sends it with `stream: true`, greedy, `max_tokens = 
 `ignore_eos` (a fixed reply length), and records time to first token and latency. Printed per side:
 output tokens/s, p50/p99 latency, p50/p99 time to first token; then how many replies differ between
 the sides (greedy: only floating-point ties between two logits may flip a token) and, last,
-`ratio: X` (project tokens/s over baseline tokens/s).
+`ratio: X` (project tokens/s over baseline tokens/s). With `--repeat N`, all sides run N times in turn and
+the last line is `median ratio: X`.
 """
 
 from __future__ import annotations
@@ -202,6 +204,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--probe-api", action="store_true",
                         help="also time GET /v1/models every 50 ms during each side's load")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="run all sides this many times, one after the other, and print the median ratio")
     parser.add_argument("--model-dir", type=Path, default=HERE.parent / ".bench-cache" / "serve-tiny-llama")
     args = parser.parse_args()
 
@@ -210,25 +214,37 @@ def main() -> None:
     print(f"{args.requests} requests, {args.clients} concurrent clients, {args.output_tokens} output tokens each, "
           f"greedy; model {model} (hidden 256, 4 layers); {os.cpu_count()} CPU cores; torch threads "
           f"{args.torch_threads or 'default'} on both sides")
-    runs = {}
-    with tempfile.TemporaryDirectory(prefix="belle-bench-serve-") as tmp:
-        sides = {"sequential": ("sequential", False), "batched": ("batched", True), "thread": ("batched", False)}
-        for side, (engine, engine_process) in sides.items():
-            data_dir = Path(tmp) / side
-            data_dir.mkdir()
-            gateway = Gateway(data_dir, model, engine, args.batch_size, args.torch_threads, engine_process)
-            try:
-                runs[side] = asyncio.run(load(gateway, prompts, args.clients, args.output_tokens, args.probe_api))
-            finally:
-                gateway.stop()
-    baseline = summary("baseline (sequential generate)", *runs["sequential"])
-    summary("engine in the gateway's thread", *runs["thread"])
-    project = summary("project (batching engine)", *runs["batched"])
-    for side in ("thread", "batched"):
-        differing = [i for i, (a, b) in enumerate(zip(runs["sequential"][0], runs[side][0])) if a["text"] != b["text"]]
-        print(f"greedy replies that differ ({side}): {len(differing)} of {len(prompts)}"
-              + (f" (requests {differing})" if differing else ""))
-    print(f"ratio: {project / baseline:.2f}")
+    sides = {"sequential": ("sequential", False), "batched": ("batched", True), "thread": ("batched", False)}
+    names = {"sequential": "baseline (sequential generate)", "thread": "engine in the gateway's thread",
+             "batched": "project (batching engine)"}
+    ratios, rates = [], {side: [] for side in sides}
+    for repeat in range(args.repeat):
+        if args.repeat > 1:
+            print(f"-- run {repeat + 1} of {args.repeat}")
+        runs = {}
+        with tempfile.TemporaryDirectory(prefix="belle-bench-serve-") as tmp:
+            for side, (engine, engine_process) in sides.items():
+                data_dir = Path(tmp) / side
+                data_dir.mkdir()
+                gateway = Gateway(data_dir, model, engine, args.batch_size, args.torch_threads, engine_process)
+                try:
+                    runs[side] = asyncio.run(load(gateway, prompts, args.clients, args.output_tokens, args.probe_api))
+                finally:
+                    gateway.stop()
+        for side in ("sequential", "thread", "batched"):
+            rates[side].append(summary(names[side], *runs[side]))
+        for side in ("thread", "batched"):
+            differing = [i for i, (a, b) in enumerate(zip(runs["sequential"][0], runs[side][0])) if a["text"] != b["text"]]
+            print(f"greedy replies that differ ({side}): {len(differing)} of {len(prompts)}"
+                  + (f" (requests {differing})" if differing else ""))
+        ratios.append(rates["batched"][-1] / rates["sequential"][-1])
+        print(f"ratio: {ratios[-1]:.2f}")
+    if args.repeat > 1:
+        medians = {side: statistics.median(values) for side, values in rates.items()}
+        print(f"-- median of {args.repeat} runs: baseline {medians['sequential']:.1f} tok/s, engine thread "
+              f"{medians['thread']:.1f}, engine process {medians['batched']:.1f}; ratios "
+              + " ".join(f"{r:.2f}" for r in ratios))
+        print(f"median ratio: {statistics.median(ratios):.2f}")
 
 
 if __name__ == "__main__":
