@@ -12,7 +12,7 @@ Messages over one pipe (pickled tuples):
 
 - to the child: ``("submit", id, prompt_ids, options)``, ``("cancel", id)``, ``("stop",)``;
 - from it: ``("ready", facts)`` once loaded (or ``("failed", message)``), then after every decoding
-  step ``("step", [(id, token), ...], [(id, error message), ...], peak rows)``.
+  step ``("step", [(id, token), ...], [(id, error message), ...], [ids it ended], peak rows)``.
 
 The child applies the same token-level ends as the gateway's `Sequence.push` (EOS unless ignored,
 `max_tokens`), so both sides agree on when a sequence is over; a stop string or a client that went
@@ -95,11 +95,13 @@ class ProcessEngine:
             if not self.alive:
                 raise RuntimeError("engine stopped")
             seq_id = next(self._ids)
+            # Known before it is sent: the child's first tokens for it may arrive before send returns.
+            self._active[seq_id] = seq
             try:
                 self._conn.send(("submit", seq_id, list(seq.prompt_ids), wire))
             except OSError:  # the child died since `alive` was read
+                self._active.pop(seq_id, None)
                 raise RuntimeError("engine stopped") from None
-            self._active[seq_id] = seq
 
     def stop(self) -> None:
         with self._lock:
@@ -125,7 +127,7 @@ class ProcessEngine:
                 break
             if message[0] != "step":
                 continue
-            _, tokens, errors, self.peak_rows = message
+            _, tokens, errors, ended, self.peak_rows = message
             self.steps += 1
             for seq_id, token in tokens:
                 seq = self._active.get(seq_id)
@@ -139,6 +141,11 @@ class ProcessEngine:
                 seq = self._active.get(seq_id)
                 if seq is not None:
                     seq.fail(error)
+                    self._forget(seq_id, cancel=False)
+            for seq_id in ended:  # both sides apply the same ends; a sequence left open would wait forever
+                seq = self._active.get(seq_id)
+                if seq is not None:
+                    seq.fail("generation ended early (the engine process ended the reply before the gateway did)")
                     self._forget(seq_id, cancel=False)
             self._send_cancels()
         if not self._stopping:
@@ -264,13 +271,15 @@ def _child_main(conn: Any, folder: str, max_batch_size: int, torch_threads: int)
             message = f"generation failed: {type(exc).__name__}: {exc}"
             for seq in batch.fail_all(message) + joining:
                 seq.fail(message)
-        errors = []
+        errors, ended = [], []
         for seq in list(by_id.values()):
             if seq.finished:
                 by_id.pop(seq.id)
                 if seq.error is not None:
                     errors.append((seq.id, seq.error))
+                else:
+                    ended.append(seq.id)
         try:
-            conn.send(("step", list(tokens), errors, batch.peak_rows))
+            conn.send(("step", list(tokens), errors, ended, batch.peak_rows))
         except (EOFError, OSError):
             return
