@@ -234,7 +234,8 @@ def main() -> None:
         for side in ("sequential", "thread", "batched"):
             rates[side].append(summary(names[side], *runs[side]))
         for side in ("thread", "batched"):
-            differing = [i for i, (a, b) in enumerate(zip(runs["sequential"][0], runs[side][0])) if a["text"] != b["text"]]
+            pairs = zip(runs["sequential"][0], runs[side][0])
+            differing = [i for i, (a, b) in enumerate(pairs) if a["text"] != b["text"]]
             print(f"greedy replies that differ ({side}): {len(differing)} of {len(prompts)}"
                   + (f" (requests {differing})" if differing else ""))
         ratios.append(rates["batched"][-1] / rates["sequential"][-1])

@@ -102,6 +102,17 @@ class LoadedModel(ChatTokenizer):
         self.takes_position_ids = "position_ids" in inspect.signature(self.model.forward).parameters
 
 
+def token_end(token: int, count: int, options: SamplingOptions, eos_ids: Seq[int]) -> str | None:
+    """Whether a reply ends at this token, its `count`-th, by the token-level rules: "stop" (an EOS the
+    request does not ignore), "length" (max_tokens reached), else None. Stop strings are text-level:
+    `ReplyText`. The engine process applies these same rules, so that it and the gateway agree."""
+    if token in eos_ids and not options.ignore_eos:
+        return "stop"
+    if count >= options.max_tokens:
+        return "length"
+    return None
+
+
 def module_classes(model: Any) -> dict[str, int]:
     """How many leaf modules of each class the model has: which kernels serve it (a GPTQ model's
     quantized layers, not `Linear`)."""
@@ -151,7 +162,8 @@ class Sequence:
 
     def push(self, token: int, eos_ids: Seq[int]) -> bool:
         """Take one generated token; True when the sequence has finished."""
-        if token in eos_ids and not self.options.ignore_eos:
+        end = token_end(token, len(self.reply.ids) + 1, self.options, eos_ids)
+        if end == "stop":  # an EOS: never part of the text
             self.reply.ids.append(token)
             return self._finish("stop")
         text = self.reply.add(token)
@@ -159,7 +171,7 @@ class Sequence:
             self.emit({"type": "text", "text": text})
         if self.reply.stopped:
             return self._finish("stop")
-        if len(self.reply.ids) >= self.options.max_tokens:
+        if end == "length":
             return self._finish("length")
         return False
 
@@ -193,6 +205,35 @@ def pick_token(logits: torch.Tensor, seq: Sequence) -> int:
 
 
 PREFILL_TOKENS = 2048  # most prompt tokens joining in one step (bounds a step's time and memory)
+
+
+def admit(waiting: deque, limit: int, tokens: int | None = None) -> list:
+    """Take from the front of `waiting` the sequences that join the next step: up to `limit`, and prompts
+    of at most `tokens` tokens together (though always one when `limit` allows)."""
+    taken: list = []
+    budget = tokens
+    while waiting and len(taken) < limit:
+        size = len(waiting[0].prompt_ids)
+        if budget is not None and taken and size > budget:
+            break
+        taken.append(waiting.popleft())
+        budget = None if budget is None else budget - size
+    return taken
+
+
+def step_batch(batch: Any, joining: list) -> None:
+    """One decoding step of `batch` with `joining` admitted. If the model raises, the sequences in the
+    step fail with the error, not the engine: it goes on with the next requests."""
+    try:
+        with torch.inference_mode():
+            batch.step(joining, pick_token)
+    except Exception as exc:
+        log.exception("engine step failed")
+        message = f"generation failed: {type(exc).__name__}: {exc}"
+        failed = batch.fail_all(message)
+        for seq in joining:
+            if seq not in failed:
+                seq.fail(message)
 
 
 class _EngineThread:
@@ -242,15 +283,7 @@ class _EngineThread:
                     seq.fail("the model was unloaded")
                 self._waiting.clear()
                 return None
-            taken: list[Sequence] = []
-            budget = tokens
-            while self._waiting and len(taken) < limit:
-                size = len(self._waiting[0].prompt_ids)
-                if budget is not None and taken and size > budget:
-                    break
-                taken.append(self._waiting.popleft())
-                budget = None if budget is None else budget - size
-            return taken
+            return admit(self._waiting, limit, tokens)
 
     def _run(self) -> None:
         raise NotImplementedError
@@ -288,17 +321,7 @@ class BatchEngine(_EngineThread):
             if admitted is None:
                 self.batch.fail_all("the model was unloaded")
                 return
-            joining = [seq for seq in admitted if not seq.cancelled]
-            try:
-                with torch.inference_mode():
-                    self.batch.step(joining, pick_token)
-            except Exception as exc:  # a broken model fails its requests, not the gateway
-                log.exception("engine step failed")
-                message = f"generation failed: {type(exc).__name__}: {exc}"
-                failed = self.batch.fail_all(message)
-                for seq in joining:
-                    if seq not in failed:
-                        seq.fail(message)
+            step_batch(self.batch, [seq for seq in admitted if not seq.cancelled])
 
 
 class SequentialEngine(_EngineThread):

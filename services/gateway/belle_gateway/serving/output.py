@@ -4,8 +4,10 @@ One `ReplyText` per choice. After each new token the engine calls `add(ids)`; it
 may be sent now. The reply is decoded incrementally: only a window of the last few tokens is decoded
 per token (with the tokens before it as context, so a tokenizer that drops a word's leading space at
 the start of a text keeps it here), not the whole reply each time, which for a reply of n tokens
-was O(n^2) work on the gateway (2,048 tokens: ~0.7 CPU-seconds per reply). Two kinds of text are held back until the next token settles them: a tail that is
-still an incomplete UTF-8 character (byte-level tokenizers decode it as U+FFFD), and a tail that could
+was O(n^2) work on the gateway (2,048 tokens: ~0.7 CPU-seconds per reply).
+
+Two kinds of text are held back until the next token settles them: a tail that is still an
+incomplete UTF-8 character (byte-level tokenizers decode it as U+FFFD), and a tail that could
 be the start of a stop string. A stop string ends the reply; it and everything after it are never
 sent. Standard library only: the decoder is passed in.
 """

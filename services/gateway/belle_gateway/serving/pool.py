@@ -1,11 +1,11 @@
-"""The models the in-process engine keeps loaded: at most `max_resident`, least recently used unloaded.
+"""The models the local engine keeps loaded: at most `max_resident`, least recently used unloaded.
 
 `acquire` (blocking: call it from a worker thread) returns a loaded model with its engine and counts
 the caller as a user until `release`. A model with users, or with requests still decoding, is never
 unloaded; when every resident model is busy and another is asked for, `PoolBusy` says so (a 503 for
 the client) instead of growing past the bound. Two requests for a model that is not loaded yet load it
-once; a model whose engine process died is loaded again by the next request. Folders come from the artifact store: used in place when local, else downloaded once into
-`cache_dir/<model id>`.
+once; a model whose engine process died is loaded again by the next request. Folders come from the
+artifact store: used in place when local, else downloaded once into `cache_dir/<model id>`.
 """
 
 from __future__ import annotations

@@ -29,19 +29,34 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+from belle_gateway.serving.engine import (ChatTokenizer, SamplingOptions, admit, sampling_generator, step_batch,
+                                          token_end)
+
 log = logging.getLogger(__name__)
 
 START_TIMEOUT = 600  # seconds for the child to import torch and load the model
+
+
+class ServedModel(ChatTokenizer):
+    """The gateway's side of a model whose engine process holds the weights: the tokenizer (rendering and
+    decoding), and the facts the child reports once it has loaded the model."""
+
+    def __init__(self, folder: str | Path):
+        super().__init__(folder)
+        self.eos_ids: list[int] = []
+        self.context_length: int | None = None
+        self.module_classes: dict[str, int] = {}
+
+    def learn(self, facts: dict[str, Any]) -> None:
+        self.eos_ids, self.context_length = facts["eos_ids"], facts["context_length"]
+        self.module_classes = facts["module_classes"]
 
 
 class ProcessEngine:
     """`BatchEngine`'s interface (submit, busy, stop) over a child process (module docstring)."""
 
     def __init__(self, folder: str | Path, *, max_batch_size: int, torch_threads: int = 0):
-        from belle_gateway.serving.engine import ChatTokenizer
-
-        # The gateway's side of the model: its tokenizer, plus what the child reports once loaded.
-        self.loaded: Any = ChatTokenizer(folder)
+        self.loaded = ServedModel(folder)
         context = multiprocessing.get_context("spawn")  # never fork a process that has threads
         self._conn, child_conn = context.Pipe()
         self._process = context.Process(target=_child_main, name=f"belle-engine-{Path(folder).name}",
@@ -59,9 +74,7 @@ class ProcessEngine:
         if message[0] == "failed":
             self._process.join(timeout=10)
             raise ValueError(message[1])
-        facts = message[1]
-        self.loaded.eos_ids, self.loaded.context_length = facts["eos_ids"], facts["context_length"]
-        self.loaded.module_classes = facts["module_classes"]
+        self.loaded.learn(message[1])
         self.steps = 0  # decoding steps the child has reported
         self.peak_rows = 0  # most sequences it decoded together
         self._ids = itertools.count()
@@ -179,8 +192,6 @@ class _ChildSequence:
     """The child's view of one sequence: what `PackedBatch`/`PaddedBatch` read, and the token-level ends."""
 
     def __init__(self, seq_id: int, prompt_ids: list[int], options: Any, tokens: list):
-        from belle_gateway.serving.engine import sampling_generator
-
         self.id, self.prompt_ids, self.options = seq_id, prompt_ids, options
         self.reply = _Tokens()
         self.cancelled = False
@@ -192,10 +203,7 @@ class _ChildSequence:
     def push(self, token: int, eos_ids: Any) -> bool:
         self._tokens.append((self.id, token))
         self.reply.ids.append(token)
-        if token in eos_ids and not self.options.ignore_eos:
-            self.finished = True
-        elif len(self.reply.ids) >= self.options.max_tokens:
-            self.finished = True
+        self.finished = token_end(token, len(self.reply.ids), self.options, eos_ids) is not None
         return self.finished
 
     def fail(self, message: str) -> None:
@@ -212,7 +220,7 @@ def _child_main(conn: Any, folder: str, max_batch_size: int, torch_threads: int)
     """The engine process: load the model, then decode until told to stop or the gateway goes away."""
     import torch
 
-    from belle_gateway.serving.engine import PREFILL_TOKENS, LoadedModel, SamplingOptions, pick_token
+    from belle_gateway.serving.engine import PREFILL_TOKENS, LoadedModel
     from belle_gateway.serving.packed import PackedBatch, packed_supported
     from belle_gateway.serving.padded import PaddedBatch
 
@@ -254,23 +262,9 @@ def _child_main(conn: Any, folder: str, max_batch_size: int, torch_threads: int)
                     return
         except (EOFError, OSError):  # the gateway went away
             return
-        joining, budget = [], PREFILL_TOKENS
-        while waiting and len(joining) < batch.room:
-            size = len(waiting[0].prompt_ids)
-            if joining and size > budget:
-                break
-            seq = waiting.popleft()
-            if not seq.cancelled:
-                joining.append(seq)
-                budget -= size
+        joining = [seq for seq in admit(waiting, max(batch.room, 0), PREFILL_TOKENS) if not seq.cancelled]
         tokens.clear()
-        try:
-            with torch.inference_mode():
-                batch.step(joining, pick_token)
-        except Exception as exc:  # a broken model fails its requests, not the engine
-            message = f"generation failed: {type(exc).__name__}: {exc}"
-            for seq in batch.fail_all(message) + joining:
-                seq.fail(message)
+        step_batch(batch, joining)
         errors, ended = [], []
         for seq in list(by_id.values()):
             if seq.finished:
