@@ -167,10 +167,12 @@ def test_job_that_keeps_losing_its_worker_fails_after_max_attempts(session_facto
         session.commit()
         job_id = job.id
     report = sweep(session_factory, make_celery(settings), settings)
-    assert str(job_id) in report.failed
     with session_factory() as session:
         row = session.get(Job, job_id)
         assert row.status == "failed" and row.error["code"] == "worker_lost"
+    # This sweep failed it, unless the session's gateway, whose sweeper runs every 0.5 s on the same
+    # database, got there between the commit above and this sweep (seen once in CI under load).
+    assert str(job_id) in report.failed or report.failed == []
 
 
 @pytest.mark.parametrize("raised, status, code", [
