@@ -39,6 +39,16 @@ def llama(tmp_path_factory) -> LoadedModel:
 
 
 @pytest.fixture(scope="module")
+def llama_onednn(llama) -> LoadedModel:
+    """The same folder with its linear layers on oneDNN, as the engine serves it on a CPU."""
+    from belle_gateway.serving.cpu_linear import use_onednn_linears
+
+    loaded = LoadedModel(llama.folder)
+    assert use_onednn_linears(loaded.model, rows=4) > 0
+    return loaded
+
+
+@pytest.fixture(scope="module")
 def reference(tmp_path_factory, llama):
     """A second copy of the same folder, left with transformers' own attention, for `generate`."""
     return LoadedModel(llama.folder)
@@ -82,7 +92,9 @@ def test_the_packed_path_is_taken_for_llama_only(llama, tmp_path_factory):
     assert not packed_supported(bloom.model)
 
 
-def test_packed_replies_equal_generate_when_joining_together_and_apart(llama, reference):
+@pytest.mark.parametrize("linear", ["torch", "onednn"])
+def test_packed_replies_equal_generate_when_joining_together_and_apart(request, linear, reference):
+    llama = request.getfixturevalue("llama" if linear == "torch" else "llama_onednn")
     lengths = [9, 14, 6, 11, 8]
     prompts = [_prompt(llama, text) for text in PROMPTS]
     expected = [_generate(reference, ids, n) for ids, n in zip(prompts, lengths)]

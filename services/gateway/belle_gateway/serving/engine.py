@@ -9,6 +9,7 @@ padding) for models whose attention transformers lets us replace, else a `padded
 prompt prefilled alone, then a left-padded shared cache). Either way a sequence's attention sees exactly
 its own tokens, so greedy outputs are those of one-at-a-time generation, up to floating-point ties
 between two logits (a matrix product over several rows may round differently from a single-row one).
+On a CPU, the batching engine's linear layers run on oneDNN (`cpu_linear`): the same products, faster.
 
 `SequentialEngine` serves one request at a time with `model.generate`: the reference the batching
 engine is checked against, and the baseline of `bench/serve.py`.
@@ -221,6 +222,22 @@ def admit(waiting: deque, limit: int, tokens: int | None = None) -> list:
     return taken
 
 
+def make_batch(loaded: LoadedModel, max_rows: int, *, onednn_linear: bool = True) -> Any:
+    """The running batch of a batching engine for this model: a `PackedBatch` where the model allows
+    it, else a `PaddedBatch`; on a CPU with `onednn_linear`, its linear layers first move to oneDNN
+    (`cpu_linear`). The model is the engine's from then on."""
+    from belle_gateway.serving.packed import PackedBatch, packed_supported
+    from belle_gateway.serving.padded import PaddedBatch
+
+    if onednn_linear and loaded.device == "cpu":
+        from belle_gateway.serving.cpu_linear import use_onednn_linears
+
+        replaced = use_onednn_linears(loaded.model, max_rows)
+        log.info("%s: %d linear layers on oneDNN", loaded.folder.name, replaced)
+        loaded.module_classes = module_classes(loaded.model)
+    return PackedBatch(loaded, max_rows) if packed_supported(loaded.model) else PaddedBatch(loaded, max_rows)
+
+
 def step_batch(batch: Any, joining: list) -> None:
     """One decoding step of `batch` with `joining` admitted. If the model raises, the sequences in the
     step fail with the error, not the engine: it goes on with the next requests."""
@@ -293,14 +310,11 @@ class BatchEngine(_EngineThread):
     """Continuous batching (see the module docstring): a `PackedBatch` where the model allows it, else
     a `PaddedBatch`."""
 
-    def __init__(self, loaded: LoadedModel, *, max_batch_size: int = 16, prefill_tokens: int = PREFILL_TOKENS):
-        from belle_gateway.serving.packed import PackedBatch, packed_supported
-        from belle_gateway.serving.padded import PaddedBatch
-
+    def __init__(self, loaded: LoadedModel, *, max_batch_size: int = 16, prefill_tokens: int = PREFILL_TOKENS,
+                 onednn_linear: bool = True):
         self.max_batch_size = max_batch_size
         self.prefill_tokens = prefill_tokens
-        self.batch: Any = (PackedBatch(loaded, max_batch_size) if packed_supported(loaded.model)
-                           else PaddedBatch(loaded, max_batch_size))
+        self.batch: Any = make_batch(loaded, max_batch_size, onednn_linear=onednn_linear)
         super().__init__(loaded, name=f"engine-{loaded.folder.name}")
 
     @property
@@ -389,9 +403,6 @@ class SequentialEngine(_EngineThread):
             seq.fail("generation ended early")
 
 
-ENGINES: dict[str, type[_EngineThread]] = {"batched": BatchEngine, "sequential": SequentialEngine}
-
-
 @dataclass
 class EngineHandle:
     """A loaded model and the engine that serves it (what the pool keeps)."""
@@ -402,15 +413,21 @@ class EngineHandle:
 
 
 def load_engine(folder: str | Path, kind: str, max_batch_size: int, *, torch_threads: int = 0,
-                in_process: bool = True) -> EngineHandle:
+                in_process: bool = True, onednn_linear: bool = True) -> EngineHandle:
     """The model in `folder` with an engine of this kind: in this process, or (batched only) in a process
-    of its own (`process_engine`), the gateway keeping just the tokenizer."""
+    of its own (`process_engine`), the gateway keeping just the tokenizer. `onednn_linear`: the batching
+    engine's linear layers on oneDNN (`cpu_linear`; the sequential engine keeps the model as loaded)."""
     if kind == "batched" and not in_process:
         from belle_gateway.serving.process_engine import ProcessEngine
 
-        engine = ProcessEngine(folder, max_batch_size=max_batch_size, torch_threads=torch_threads)
+        engine = ProcessEngine(folder, max_batch_size=max_batch_size, torch_threads=torch_threads,
+                               onednn_linear=onednn_linear)
         return EngineHandle(engine=engine, loaded=engine.loaded)
     if torch_threads:
         torch.set_num_threads(torch_threads)
     loaded = LoadedModel(folder)
-    return EngineHandle(engine=ENGINES[kind](loaded, max_batch_size=max_batch_size), loaded=loaded)
+    if kind == "batched":
+        engine: _EngineThread = BatchEngine(loaded, max_batch_size=max_batch_size, onednn_linear=onednn_linear)
+    else:
+        engine = SequentialEngine(loaded)
+    return EngineHandle(engine=engine, loaded=loaded)

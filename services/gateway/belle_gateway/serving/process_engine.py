@@ -55,12 +55,14 @@ class ServedModel(ChatTokenizer):
 class ProcessEngine:
     """`BatchEngine`'s interface (submit, busy, stop) over a child process (module docstring)."""
 
-    def __init__(self, folder: str | Path, *, max_batch_size: int, torch_threads: int = 0):
+    def __init__(self, folder: str | Path, *, max_batch_size: int, torch_threads: int = 0,
+                 onednn_linear: bool = True):
         self.loaded = ServedModel(folder)
         context = multiprocessing.get_context("spawn")  # never fork a process that has threads
         self._conn, child_conn = context.Pipe()
         self._process = context.Process(target=_child_main, name=f"belle-engine-{Path(folder).name}",
-                                        args=(child_conn, str(folder), max_batch_size, torch_threads), daemon=True)
+                                        args=(child_conn, str(folder), max_batch_size, torch_threads, onednn_linear),
+                                        daemon=True)
         self._process.start()
         child_conn.close()
         if not self._conn.poll(START_TIMEOUT):
@@ -216,25 +218,22 @@ class _Tokens:
         self.ids: list[int] = []
 
 
-def _child_main(conn: Any, folder: str, max_batch_size: int, torch_threads: int) -> None:
+def _child_main(conn: Any, folder: str, max_batch_size: int, torch_threads: int, onednn_linear: bool) -> None:
     """The engine process: load the model, then decode until told to stop or the gateway goes away."""
     import torch
 
-    from belle_gateway.serving.engine import PREFILL_TOKENS, LoadedModel
-    from belle_gateway.serving.packed import PackedBatch, packed_supported
-    from belle_gateway.serving.padded import PaddedBatch
+    from belle_gateway.serving.engine import PREFILL_TOKENS, LoadedModel, make_batch
 
     if torch_threads:
         torch.set_num_threads(torch_threads)
     try:
         loaded = LoadedModel(folder)
+        batch = make_batch(loaded, max_batch_size, onednn_linear=onednn_linear)
     except Exception as exc:  # the gateway turns it into a 400 (a folder that cannot be loaded)
         conn.send(("failed", f"{type(exc).__name__}: {exc}"))
         return
     conn.send(("ready", {"eos_ids": loaded.eos_ids, "context_length": loaded.context_length,
                          "module_classes": loaded.module_classes}))
-    batch: Any = (PackedBatch(loaded, max_batch_size) if packed_supported(loaded.model)
-                  else PaddedBatch(loaded, max_batch_size))
     waiting: deque[_ChildSequence] = deque()
     by_id: dict[int, _ChildSequence] = {}
     tokens: list[tuple[int, int]] = []

@@ -61,7 +61,8 @@ class ChatService:
                                   engine_kind=settings.chat_engine, max_resident=settings.chat_max_resident_models,
                                   max_batch_size=settings.chat_max_batch_size,
                                   torch_threads=settings.chat_torch_threads,
-                                  separate_process=settings.chat_engine_process)
+                                  separate_process=settings.chat_engine_process,
+                                  onednn_linear=settings.chat_onednn_linear)
 
     async def close(self) -> None:
         await self.proxy.close()
