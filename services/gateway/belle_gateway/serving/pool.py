@@ -1,7 +1,8 @@
 """The models the local engine keeps loaded: at most `max_resident`, least recently used unloaded.
 
 `acquire` (blocking: call it from a worker thread) returns a loaded model with its engine and counts
-the caller as a user until `release`. A model with users, or with requests still decoding, is never
+the caller as a user until `release`; `acquire_resident` does the same without blocking when the model
+is already loaded (the common case, with no hop to a worker thread). A model with users, or with requests still decoding, is never
 unloaded; when every resident model is busy and another is asked for, `PoolBusy` says so (a 503 for
 the client) instead of growing past the bound. Two requests for a model that is not loaded yet load it
 once; a model whose engine process died is loaded again by the next request. Folders come from the
@@ -45,6 +46,11 @@ class ModelPool:
     def resident(self) -> list[str]:
         with self._lock:
             return list(self._handles)
+
+    def acquire_resident(self, model_id: str) -> Any:
+        """The model's handle, counted as a user, if it is loaded and its engine alive; else None. Never
+        blocks (a dictionary look-up under a lock): the event loop calls it before `acquire`'s thread."""
+        return self._take_resident(model_id)
 
     def acquire(self, model_id: str, uri: str) -> Any:
         handle = self._take_resident(model_id)

@@ -80,8 +80,10 @@ class ChatService:
         if self.pool is None:
             raise APIError(400, f"model: {model.name!r} has no proxy route and this gateway runs no local engine "
                            "(BELLE_CHAT_ENGINE=off)", param="model", code="model_not_served")
+        handle = self.pool.acquire_resident(model.id)
         try:
-            handle = await run_in_threadpool(self.pool.acquire, model.id, model.uri)
+            if handle is None:  # loading takes seconds: off the event loop
+                handle = await run_in_threadpool(self.pool.acquire, model.id, model.uri)
         except PoolBusy as exc:
             raise APIError(503, str(exc), code="engine_busy") from None
         except ImportError as exc:
