@@ -31,7 +31,7 @@ def test_this_torch_build_has_the_onednn_operators():
 
 def test_layers_are_replaced_and_compute_the_same_products():
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(64, 96), nn.ReLU(), nn.Linear(96, 32, bias=False), _QuantLinear(32, 8))
+    model = nn.Sequential(nn.Linear(64, 96), nn.ReLU(), nn.Linear(96, 37, bias=False), _QuantLinear(37, 8))  # odd sizes too
     x = torch.randn(5, 7, 64)
     with torch.inference_mode():
         expected = model(x)
