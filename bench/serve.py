@@ -11,7 +11,9 @@ API and SSE streaming) serving the same tiny random-init LLaMA (hidden 256, 4 la
   (what a user gets by wrapping a Hugging Face model in a web server);
 - project: `BELLE_CHAT_ENGINE=batched`, requests joining and leaving a running batch, in the engine's own
   process (the default);
-- and, for the record, the same engine in a thread of the gateway's process (`BELLE_CHAT_ENGINE_PROCESS=false`).
+- and, for the record, the same engine in a thread of the gateway's process (`BELLE_CHAT_ENGINE_PROCESS=false`);
+- with `--mkl-side`, also the engine process with PyTorch's default linear layers instead of oneDNN's
+  (`BELLE_CHAT_ONEDNN_LINEAR=false`): what `serving/cpu_linear.py` gains, in the same run.
 
 Each of `--clients` concurrent clients takes the next of `--requests` requests (prompt lengths mixed
 from a few to ~300 tokens), sends it with `stream: true`, greedy, `max_tokens = --output-tokens` and
@@ -72,14 +74,15 @@ class Gateway:
     """`python -m belle_gateway` in its own process, with a team and the model registered."""
 
     def __init__(self, data_dir: Path, model: Path, engine: str, batch_size: int, torch_threads: int,
-                 engine_process: bool = True):
+                 engine_process: bool = True, extra_env: dict[str, str] | None = None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, "BELLE_DATA_DIR": str(data_dir), "BELLE_PORT": str(self.port),
                     "BELLE_RUN_SWEEPER": "false", "BELLE_CHAT_ENGINE": engine, "BELLE_LOG_LEVEL": "WARNING",
                     "BELLE_CHAT_ENGINE_PROCESS": str(engine_process).lower(),
                     "BELLE_CHAT_MAX_BATCH_SIZE": str(batch_size),
-                    "BELLE_CHAT_TORCH_THREADS": str(torch_threads), "BELLE_MODEL_ROOTS": str(model.parent)}
+                    "BELLE_CHAT_TORCH_THREADS": str(torch_threads), "BELLE_MODEL_ROOTS": str(model.parent),
+                    **(extra_env or {})}
         belle = [sys.executable, "-m", "belle_cli.main"]
         subprocess.run([*belle, "admin", "migrate"], env=self.env, check=True, capture_output=True)
         created = subprocess.run([*belle, "admin", "create-team", f"bench-{engine}"], env=self.env, check=True,
@@ -204,6 +207,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--probe-api", action="store_true",
                         help="also time GET /v1/models every 50 ms during each side's load")
+    parser.add_argument("--mkl-side", action="store_true",
+                        help="also run the engine process with BELLE_CHAT_ONEDNN_LINEAR=false (PyTorch's default products)")
     parser.add_argument("--repeat", type=int, default=1,
                         help="run all sides this many times, one after the other, and print the median ratio")
     parser.add_argument("--model-dir", type=Path, default=HERE.parent / ".bench-cache" / "serve-tiny-llama")
@@ -214,26 +219,32 @@ def main() -> None:
     print(f"{args.requests} requests, {args.clients} concurrent clients, {args.output_tokens} output tokens each, "
           f"greedy; model {model} (hidden 256, 4 layers); {os.cpu_count()} CPU cores; torch threads "
           f"{args.torch_threads or 'default'} on both sides")
-    sides = {"sequential": ("sequential", False), "batched": ("batched", True), "thread": ("batched", False)}
+    # side -> (engine, engine process, extra environment), in the order they run
+    sides = {"sequential": ("sequential", False, {}), "batched": ("batched", True, {}),
+             "thread": ("batched", False, {})}
     names = {"sequential": "baseline (sequential generate)", "thread": "engine in the gateway's thread",
-             "batched": "project (batching engine)"}
+             "batched": "project (batching engine)", "mkl": "engine process, MKL linears"}
+    if args.mkl_side:
+        sides["mkl"] = ("batched", True, {"BELLE_CHAT_ONEDNN_LINEAR": "false"})
+    compared = [side for side in ("thread", "mkl", "batched") if side in sides]
     ratios, rates = [], {side: [] for side in sides}
     for repeat in range(args.repeat):
         if args.repeat > 1:
             print(f"-- run {repeat + 1} of {args.repeat}")
         runs = {}
         with tempfile.TemporaryDirectory(prefix="belle-bench-serve-") as tmp:
-            for side, (engine, engine_process) in sides.items():
+            for side, (engine, engine_process, extra_env) in sides.items():
                 data_dir = Path(tmp) / side
                 data_dir.mkdir()
-                gateway = Gateway(data_dir, model, engine, args.batch_size, args.torch_threads, engine_process)
+                gateway = Gateway(data_dir, model, engine, args.batch_size, args.torch_threads, engine_process,
+                                  extra_env)
                 try:
                     runs[side] = asyncio.run(load(gateway, prompts, args.clients, args.output_tokens, args.probe_api))
                 finally:
                     gateway.stop()
-        for side in ("sequential", "thread", "batched"):
+        for side in ["sequential", *compared]:
             rates[side].append(summary(names[side], *runs[side]))
-        for side in ("thread", "batched"):
+        for side in compared:
             pairs = zip(runs["sequential"][0], runs[side][0])
             differing = [i for i, (a, b) in enumerate(pairs) if a["text"] != b["text"]]
             print(f"greedy replies that differ ({side}): {len(differing)} of {len(prompts)}"
@@ -242,9 +253,9 @@ def main() -> None:
         print(f"ratio: {ratios[-1]:.2f}")
     if args.repeat > 1:
         medians = {side: statistics.median(values) for side, values in rates.items()}
-        print(f"-- median of {args.repeat} runs: baseline {medians['sequential']:.1f} tok/s, engine thread "
-              f"{medians['thread']:.1f}, engine process {medians['batched']:.1f}; ratios "
-              + " ".join(f"{r:.2f}" for r in ratios))
+        print(f"-- median of {args.repeat} runs: " + ", ".join(f"{names[side]} {medians[side]:.1f} tok/s"
+                                                              for side in ["sequential", *compared])
+              + "; ratios " + " ".join(f"{r:.2f}" for r in ratios))
         print(f"median ratio: {statistics.median(ratios):.2f}")
 
 
