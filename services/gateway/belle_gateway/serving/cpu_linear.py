@@ -1,12 +1,12 @@
 """Linear layers on oneDNN with their weights reordered once, for the batching engine on a CPU.
 
 PyTorch runs a float32 `nn.Linear` on the CPU through MKL's sgemm. MKL takes its AVX2 code on AMD
-processors even where they have AVX-512, so on the AMD EPYC (Zen 5) machines we serve from it reaches
-about 100 GFLOP/s on one core. oneDNN, which PyTorch also ships, uses the widest instructions of any
-x86 CPU. With the weight reordered once into oneDNN's blocked layout (as PyTorch's own compiler does
-for frozen CPU models), the products the engine runs took 2-2.7x less time there at 16 rows or more,
-and a one-row step of the whole model no longer (docs/benchmarks.md). Those products are the engine's
-largest cost. On Intel CPUs, where MKL already uses AVX-512, expect less.
+processors even where they have AVX-512: on the AMD EPYC (Zen 5) machine of docs/benchmarks.md it
+reached about 100 GFLOP/s on one core. oneDNN, which PyTorch also ships, uses the widest instructions
+of any x86 CPU. With the weight reordered once into oneDNN's blocked layout (as PyTorch's own
+compiler does for frozen CPU models), the engine's products took 2-2.7x less time there at 16 rows
+or more, and a whole one-row decoding step took no longer. Those products are the engine's largest
+cost. On Intel CPUs, where MKL already uses AVX-512, expect less.
 
 The results are float32 products like MKL's; only the order of the additions differs, which moves the
 last bits as much as MKL's own products over 16 rows differ from its one-row products (what `generate`

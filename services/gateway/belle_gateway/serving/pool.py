@@ -2,9 +2,9 @@
 
 `acquire` (blocking: call it from a worker thread) returns a loaded model with its engine and counts
 the caller as a user until `release`; `acquire_resident` does the same without blocking when the model
-is already loaded (the common case, with no hop to a worker thread). A model with users, or with requests still decoding, is never
-unloaded; when every resident model is busy and another is asked for, `PoolBusy` says so (a 503 for
-the client) instead of growing past the bound. Two requests for a model that is not loaded yet load it
+is already loaded (the common case, with no hop to a worker thread). A model with users, or with
+requests still decoding, is never unloaded; when every resident model is busy and another is asked
+for, `PoolBusy` says so (a 503 for the client) instead of growing past the bound. Two requests for a model that is not loaded yet load it
 once; a model whose engine process died is loaded again by the next request. Folders come from the
 artifact store: used in place when local, else downloaded once into `cache_dir/<model id>`.
 """
