@@ -208,7 +208,8 @@ def main() -> None:
     parser.add_argument("--probe-api", action="store_true",
                         help="also time GET /v1/models every 50 ms during each side's load")
     parser.add_argument("--mkl-side", action="store_true",
-                        help="also run the engine process with BELLE_CHAT_ONEDNN_LINEAR=false (PyTorch's default products)")
+                        help="also run the engine process with BELLE_CHAT_ONEDNN_LINEAR=false "
+                        "(PyTorch's default products)")
     parser.add_argument("--repeat", type=int, default=1,
                         help="run all sides this many times, one after the other, and print the median ratio")
     parser.add_argument("--model-dir", type=Path, default=HERE.parent / ".bench-cache" / "serve-tiny-llama")
