@@ -110,7 +110,7 @@ def test_a_failed_step_stops_its_dependants_and_retry_reruns_only_it(client, tea
 
 def test_cancel_stops_the_running_step_and_starts_no_more(client, team, module_worker):
     _, headers = team
-    big = upload(client, headers, list(big_import_rows(60_000)), filename="big.jsonl")
+    big = upload(client, headers, list(big_import_rows(300_000)), filename="big.jsonl")  # seconds of import
     small = upload(client, headers, ROWS)
     pipeline = _submit(client, headers, {"steps": [
         {"name": "slow", "spec": {"type": "import", "file_id": big["id"]}},
