@@ -72,7 +72,7 @@ def use_onednn_linears(model: Any, rows: int) -> int:
 
 
 def _check(linear: nn.Linear, rows: int) -> None:
-    """The reordered layer computes what the original does (to float32 rounding), or raise."""
+    """A reordered copy of `linear` computes what it does (to float32 rounding), or raise."""
     x = torch.randn(rows, linear.in_features, generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():
         expected, got = F.linear(x, linear.weight, linear.bias), OneDNNLinear(linear, rows)(x)

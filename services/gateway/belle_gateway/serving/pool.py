@@ -4,9 +4,10 @@
 the caller as a user until `release`; `acquire_resident` does the same without blocking when the model
 is already loaded (the common case, with no hop to a worker thread). A model with users, or with
 requests still decoding, is never unloaded; when every resident model is busy and another is asked
-for, `PoolBusy` says so (a 503 for the client) instead of growing past the bound. Two requests for a model that is not loaded yet load it
-once; a model whose engine process died is loaded again by the next request. Folders come from the
-artifact store: used in place when local, else downloaded once into `cache_dir/<model id>`.
+for, `PoolBusy` says so (a 503 for the client) instead of growing past the bound. Two requests for a
+model that is not loaded yet load it once; a model whose engine process died is loaded again by the
+next request. Folders come from the artifact store: used in place when local, else downloaded once
+into `cache_dir/<model id>`.
 """
 
 from __future__ import annotations
@@ -47,19 +48,14 @@ class ModelPool:
         with self._lock:
             return list(self._handles)
 
-    def acquire_resident(self, model_id: str) -> Any:
-        """The model's handle, counted as a user, if it is loaded and its engine alive; else None. Never
-        blocks (a dictionary look-up under a lock): the event loop calls it before `acquire`'s thread."""
-        return self._take_resident(model_id)
-
     def acquire(self, model_id: str, uri: str) -> Any:
-        handle = self._take_resident(model_id)
+        handle = self.acquire_resident(model_id)
         if handle is not None:
             return handle
         with self._lock:
             load_lock = self._load_locks.setdefault(model_id, threading.Lock())
         with load_lock:
-            handle = self._take_resident(model_id)  # loaded by the request we waited for
+            handle = self.acquire_resident(model_id)  # loaded by the request we waited for
             if handle is not None:
                 return handle
             self._make_room()
@@ -86,7 +82,9 @@ class ModelPool:
         for handle in handles:
             handle.engine.stop()
 
-    def _take_resident(self, model_id: str) -> Any:
+    def acquire_resident(self, model_id: str) -> Any:
+        """The model's handle, counted as a user, if it is loaded and its engine alive; else None. Never
+        blocks (a dictionary look-up under a lock): the event loop calls it before `acquire`'s thread."""
         with self._lock:
             handle = self._handles.get(model_id)
             if handle is not None and not handle.engine.alive:  # its engine process died: load it again
