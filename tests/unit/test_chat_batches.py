@@ -92,27 +92,52 @@ def test_the_packed_path_is_taken_for_llama_only(llama, tmp_path_factory):
     assert not packed_supported(bloom.model)
 
 
-@pytest.mark.parametrize("linear", ["torch", "onednn"])
-def test_packed_replies_equal_generate_when_joining_together_and_apart(request, linear, reference):
-    llama = request.getfixturevalue("llama" if linear == "torch" else "llama_onednn")
+@pytest.fixture(scope="module")
+def native_kernel():
+    from belle_gateway.serving.native_attention import load_decode_attention
+
+    kernel = load_decode_attention()
+    assert kernel is not None, "this machine has a C compiler: the native kernel must load"
+    return kernel
+
+
+# torch: the model as loaded; onednn: its linear layers on oneDNN; served: oneDNN and the native decode
+# attention, as the engine serves a float32 model on a CPU by default.
+@pytest.mark.parametrize("kernels", ["torch", "onednn", "served"])
+def test_packed_replies_equal_generate_when_joining_together_and_apart(request, kernels, reference):
+    llama = request.getfixturevalue("llama" if kernels == "torch" else "llama_onednn")
+    calls = []
+    if kernels == "served":
+        kernel = request.getfixturevalue("native_kernel")
+
+        def attention(*args):
+            calls.append(args[0].shape[0])  # decoding rows in this call
+            return kernel(*args)
+    else:
+        attention = None
     lengths = [9, 14, 6, 11, 8]
     prompts = [_prompt(llama, text) for text in PROMPTS]
     expected = [_generate(reference, ids, n) for ids, n in zip(prompts, lengths)]
-    batch = PackedBatch(llama, max_rows=4, capacity=16)  # 16 columns: the slots must grow
+    # 16 columns: the slots must grow.
+    batch = PackedBatch(llama, max_rows=4, capacity=16, decode_attention=attention)
     seqs = [_sequence(ids, n, llama) for ids, n in zip(prompts, lengths)]
     # Three prompts in one forward, one joining mid-way, the last once a slot frees (max 4 rows).
     _run(batch, {0: seqs[:3], 3: [seqs[3]], 7: [seqs[4]]})
     assert [seq.reply.ids for seq in seqs] == expected
     assert batch.peak_rows == 4
     assert batch.cache.capacity >= max(len(ids) + n for ids, n in zip(prompts, lengths))
+    if kernels == "served":  # every layer of every step with running rows, up to all 4 rows at once
+        assert len(calls) >= 10 * llama.model.config.num_hidden_layers and max(calls) == 4
     assert not batch.active and not batch.lengths
 
 
-def test_a_sequence_leaving_the_middle_slot_moves_the_last_one_in(llama, reference):
+@pytest.mark.parametrize("attention", ["sdpa", "native"])
+def test_a_sequence_leaving_the_middle_slot_moves_the_last_one_in(request, attention, llama, reference):
     prompts = [_prompt(llama, text) for text in PROMPTS[:4]]
     lengths = [12, 3, 12, 10]  # slot 1 finishes first; slot 3 moves into it
     expected = [_generate(reference, ids, n) for ids, n in zip(prompts, lengths)]
-    batch = PackedBatch(llama, max_rows=4)
+    kernel = request.getfixturevalue("native_kernel") if attention == "native" else None
+    batch = PackedBatch(llama, max_rows=4, decode_attention=kernel)
     seqs = [_sequence(ids, n, llama) for ids, n in zip(prompts, lengths)]
     with torch.inference_mode():
         batch.step(seqs, pick_token)

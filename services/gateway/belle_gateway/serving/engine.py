@@ -9,7 +9,8 @@ padding) for models whose attention transformers lets us replace, else a `padded
 prompt prefilled alone, then a left-padded shared cache). Either way a sequence's attention sees exactly
 its own tokens, so greedy outputs are those of one-at-a-time generation, up to floating-point ties
 between two logits (a matrix product over several rows may round differently from a single-row one).
-On a CPU, the batching engine's linear layers run on oneDNN (`cpu_linear`): the same products, faster.
+On a CPU, the batching engine's linear layers run on oneDNN (`cpu_linear`), and the attention of its
+decoding rows in one compiled call per layer (`native_attention`): the same computations, faster.
 
 `SequentialEngine` serves one request at a time with `model.generate`: the reference the batching
 engine is checked against, and the baseline of `bench/serve.py`.
@@ -222,10 +223,11 @@ def admit(waiting: deque, limit: int, tokens: int | None = None) -> list:
     return taken
 
 
-def make_batch(loaded: LoadedModel, max_rows: int, *, onednn_linear: bool = True) -> Any:
+def make_batch(loaded: LoadedModel, max_rows: int, *, onednn_linear: bool = True, native_attention: bool = True) -> Any:
     """The running batch of a batching engine for this model: a `PackedBatch` where the model allows
-    it, else a `PaddedBatch`; on a CPU with `onednn_linear`, its linear layers first move to oneDNN
-    (`cpu_linear`). The model is the engine's from then on."""
+    it, else a `PaddedBatch`. On a CPU with `onednn_linear`, its linear layers first move to oneDNN
+    (`cpu_linear`); with `native_attention`, a float32 `PackedBatch` runs its decoding rows' attention
+    in one native call per layer (`native_attention`). The model is the engine's from then on."""
     from belle_gateway.serving.packed import PackedBatch, packed_supported
     from belle_gateway.serving.padded import PaddedBatch
 
@@ -235,7 +237,14 @@ def make_batch(loaded: LoadedModel, max_rows: int, *, onednn_linear: bool = True
         replaced = use_onednn_linears(loaded.model, max_rows)
         log.info("%s: %d linear layers on oneDNN", loaded.folder.name, replaced)
         loaded.module_classes = module_classes(loaded.model)
-    return PackedBatch(loaded, max_rows) if packed_supported(loaded.model) else PaddedBatch(loaded, max_rows)
+    if not packed_supported(loaded.model):
+        return PaddedBatch(loaded, max_rows)
+    kernel = None
+    if native_attention and loaded.device == "cpu" and loaded.model.dtype == torch.float32:
+        from belle_gateway.serving.native_attention import load_decode_attention
+
+        kernel = load_decode_attention()
+    return PackedBatch(loaded, max_rows, decode_attention=kernel)
 
 
 def step_batch(batch: Any, joining: list) -> None:

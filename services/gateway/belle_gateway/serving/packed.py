@@ -67,7 +67,14 @@ def packed_attention(module, query, key, value, attention_mask, dropout: float =
     keys, values = cache.keys[module.layer_idx], cache.values[module.layer_idx]
     groups = getattr(module, "num_key_value_groups", 1)
     outputs = []
-    for row, start, end, length in cache.segments:
+    segments = cache.segments
+    if cache.decode_attention is not None and cache.decoding and query.dtype == torch.float32:
+        # The running rows (packed tokens 0..decoding-1, slot i = token i) in one native call.
+        rows = query[0, :, : cache.decoding].transpose(0, 1).contiguous()
+        scale = scaling if scaling is not None else query.shape[-1] ** -0.5
+        outputs.append(cache.decode_attention(rows, keys, values, cache.decode_lengths, scale)[None])
+        segments = segments[cache.decoding:]
+    for row, start, end, length in segments:
         k, v = keys[row:row + 1, :, :length], values[row:row + 1, :, :length]
         outputs.append(_sdpa(query[:, :, start:end], k, v, scaling, groups).transpose(1, 2))
     return torch.cat(outputs, dim=1) if len(outputs) > 1 else outputs[0].contiguous(), None
@@ -100,6 +107,11 @@ class SlotCache:
         self.write_columns: torch.Tensor | None = None
         # Per sequence in the forward: (slot, first packed token, end, cached columns to attend to).
         self.segments: list[tuple[int, int, int, int]] = []
+        # With a native kernel (`native_attention`): the first `decoding` segments (one token each, in
+        # slots 0..decoding-1) go to it in one call, with their lengths as a tensor.
+        self.decode_attention: Any = None
+        self.decoding = 0
+        self.decode_lengths: torch.Tensor | None = None
 
     def update(self, key_states, value_states, layer_idx: int, *args, **kwargs):
         if self.keys[layer_idx] is None:
@@ -139,11 +151,14 @@ class SlotCache:
 class PackedBatch:
     """The running sequences of one model, decoded with packed forwards over slots (module docstring)."""
 
-    def __init__(self, loaded: Any, max_rows: int, *, capacity: int = 256):
+    def __init__(self, loaded: Any, max_rows: int, *, capacity: int = 256, decode_attention: Any = None):
+        """`decode_attention`: a `native_attention.DecodeAttention` for the running rows' attention (CPU,
+        float32), else one `scaled_dot_product_attention` per row."""
         self.loaded = loaded
         self.max_rows = max_rows
         _use_packed_attention(loaded.model)
         self.cache = SlotCache(loaded.model.config.num_hidden_layers, max_rows, capacity)
+        self.cache.decode_attention = decode_attention
         self.takes_logits_to_keep = "logits_to_keep" in inspect.signature(loaded.model.forward).parameters
         self.active: list[Any] = []  # the sequence in each slot, slot i = active[i]
         self.lengths: list[int] = []  # tokens cached per slot
@@ -184,6 +199,9 @@ class PackedBatch:
         cache.write_rows = torch.tensor(rows, device=device)
         cache.write_columns = torch.tensor(columns, device=device)
         cache.segments = segments
+        cache.decoding = running
+        if cache.decode_attention is not None and running:
+            cache.decode_lengths = torch.tensor([length + 1 for length in self.lengths], dtype=torch.int64)
         last_token = torch.tensor([end - 1 for _, _, end, _ in segments], device=device)
         inputs: dict[str, Any] = {"input_ids": torch.tensor([ids], device=device),
                                   "position_ids": torch.tensor([positions], device=device),
