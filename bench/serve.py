@@ -13,7 +13,10 @@ API and SSE streaming) serving the same tiny random-init LLaMA (hidden 256, 4 la
   process (the default);
 - and, for the record, the same engine in a thread of the gateway's process (`BELLE_CHAT_ENGINE_PROCESS=false`);
 - with `--mkl-side`, also the engine process with PyTorch's default linear layers instead of oneDNN's
-  (`BELLE_CHAT_ONEDNN_LINEAR=false`): what `serving/cpu_linear.py` gains, in the same run.
+  (`BELLE_CHAT_ONEDNN_LINEAR=false`): what `serving/cpu_linear.py` gains, in the same run;
+- with `--sdpa-side`, also the engine process with one `scaled_dot_product_attention` per decoding row
+  instead of the native kernel (`BELLE_CHAT_NATIVE_ATTENTION=false`): what `serving/native_attention.py`
+  gains, in the same run.
 
 Each of `--clients` concurrent clients takes the next of `--requests` requests (prompt lengths mixed
 from a few to ~300 tokens), sends it with `stream: true`, greedy, `max_tokens = --output-tokens` and
@@ -210,6 +213,9 @@ def main() -> None:
     parser.add_argument("--mkl-side", action="store_true",
                         help="also run the engine process with BELLE_CHAT_ONEDNN_LINEAR=false "
                         "(PyTorch's default products)")
+    parser.add_argument("--sdpa-side", action="store_true",
+                        help="also run the engine process with BELLE_CHAT_NATIVE_ATTENTION=false "
+                        "(PyTorch's attention, one call per decoding row)")
     parser.add_argument("--repeat", type=int, default=1,
                         help="run all sides this many times, one after the other, and print the median ratio")
     parser.add_argument("--model-dir", type=Path, default=HERE.parent / ".bench-cache" / "serve-tiny-llama")
@@ -224,10 +230,13 @@ def main() -> None:
     sides = {"sequential": ("sequential", False, {}), "batched": ("batched", True, {}),
              "thread": ("batched", False, {})}
     names = {"sequential": "baseline (sequential generate)", "thread": "engine in the gateway's thread",
-             "batched": "project (batching engine)", "mkl": "engine process, MKL linears"}
+             "batched": "project (batching engine)", "mkl": "engine process, MKL linears",
+             "sdpa": "engine process, sdpa per row"}
     if args.mkl_side:
         sides["mkl"] = ("batched", True, {"BELLE_CHAT_ONEDNN_LINEAR": "false"})
-    compared = [side for side in ("thread", "mkl", "batched") if side in sides]
+    if args.sdpa_side:
+        sides["sdpa"] = ("batched", True, {"BELLE_CHAT_NATIVE_ATTENTION": "false"})
+    compared = [side for side in ("thread", "mkl", "sdpa", "batched") if side in sides]
     ratios, rates = [], {side: [] for side in sides}
     for repeat in range(args.repeat):
         if args.repeat > 1:

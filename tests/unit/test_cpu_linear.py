@@ -8,6 +8,7 @@ torch = pytest.importorskip("torch")
 
 from torch import nn  # noqa: E402
 
+from belle_gateway.serving.cpu_kernels import CpuKernels  # noqa: E402
 from belle_gateway.serving.cpu_linear import OneDNNLinear, onednn_available, use_onednn_linears  # noqa: E402
 from belle_gateway.serving.engine import LoadedModel, make_batch  # noqa: E402
 from belle_gateway.serving.packed import PackedBatch  # noqa: E402
@@ -54,7 +55,7 @@ def test_half_precision_layers_are_left_alone():
 def test_make_batch_moves_a_loaded_model_to_onednn_unless_told_not_to(tmp_path_factory):
     llama = _tiny(tmp_path_factory, "llama")
     assert "Linear" in llama.module_classes
-    batch = make_batch(llama, 4, onednn_linear=False)
+    batch = make_batch(llama, 4, CpuKernels(onednn_linear=False))
     assert isinstance(batch, PackedBatch) and "OneDNNLinear" not in llama.module_classes
 
     batch = make_batch(llama, 4)

@@ -60,6 +60,11 @@ class GatewaySettings(Settings):
         True, description="On a CPU, run the `batched` engine's float32 linear layers on oneDNN with their weights "
         "reordered once (`serving/cpu_linear.py`): 2-2.7x faster products on AMD CPUs, where PyTorch's default "
         "(MKL) does not use AVX-512. false: PyTorch's default. The `sequential` engine never changes the model.")
+    chat_native_attention: bool = Field(
+        True, description="On a CPU, run the attention of the `batched` engine's decoding rows in one compiled call "
+        "per layer (`serving/native_attention.py`) instead of one PyTorch call per row. Compiled on first use with "
+        "the machine's C compiler ($CC, else cc) into ~/.cache/belle/native; without one, PyTorch's attention "
+        "is kept (logged). false: always PyTorch's.")
     chat_default_max_tokens: int = Field(512, ge=1, description="Reply length when a request sets no max_tokens "
                                          "(never more than the model's context leaves).")
     chat_proxy_routes: dict[str, ProxyRoute] = Field(

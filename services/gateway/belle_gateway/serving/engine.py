@@ -30,6 +30,7 @@ from typing import Any, Callable, Sequence as Seq
 
 import torch
 
+from belle_gateway.serving.cpu_kernels import CpuKernels
 from belle_gateway.serving.output import ReplyText
 from belle_shared.chat_models import context_length, eos_token_ids, generation_settings, render_chat
 
@@ -223,15 +224,15 @@ def admit(waiting: deque, limit: int, tokens: int | None = None) -> list:
     return taken
 
 
-def make_batch(loaded: LoadedModel, max_rows: int, *, onednn_linear: bool = True, native_attention: bool = True) -> Any:
+def make_batch(loaded: LoadedModel, max_rows: int, kernels: CpuKernels = CpuKernels()) -> Any:
     """The running batch of a batching engine for this model: a `PackedBatch` where the model allows
-    it, else a `PaddedBatch`. On a CPU with `onednn_linear`, its linear layers first move to oneDNN
-    (`cpu_linear`); with `native_attention`, a float32 `PackedBatch` runs its decoding rows' attention
-    in one native call per layer (`native_attention`). The model is the engine's from then on."""
+    it, else a `PaddedBatch`. On a CPU, with `kernels.onednn_linear` its linear layers first move to
+    oneDNN (`cpu_linear`); with `kernels.native_attention` a float32 `PackedBatch` runs its decoding rows'
+    attention in one native call per layer (`native_attention`). The model is the engine's from then on."""
     from belle_gateway.serving.packed import PackedBatch, packed_supported
     from belle_gateway.serving.padded import PaddedBatch
 
-    if onednn_linear and loaded.device == "cpu":
+    if kernels.onednn_linear and loaded.device == "cpu":
         from belle_gateway.serving.cpu_linear import use_onednn_linears
 
         replaced = use_onednn_linears(loaded.model, max_rows)
@@ -240,7 +241,7 @@ def make_batch(loaded: LoadedModel, max_rows: int, *, onednn_linear: bool = True
     if not packed_supported(loaded.model):
         return PaddedBatch(loaded, max_rows)
     kernel = None
-    if native_attention and loaded.device == "cpu" and loaded.model.dtype == torch.float32:
+    if kernels.native_attention and loaded.device == "cpu" and loaded.model.dtype == torch.float32:
         from belle_gateway.serving.native_attention import load_decode_attention
 
         kernel = load_decode_attention()
@@ -320,10 +321,10 @@ class BatchEngine(_EngineThread):
     a `PaddedBatch`."""
 
     def __init__(self, loaded: LoadedModel, *, max_batch_size: int = 16, prefill_tokens: int = PREFILL_TOKENS,
-                 onednn_linear: bool = True):
+                 kernels: CpuKernels = CpuKernels()):
         self.max_batch_size = max_batch_size
         self.prefill_tokens = prefill_tokens
-        self.batch: Any = make_batch(loaded, max_batch_size, onednn_linear=onednn_linear)
+        self.batch: Any = make_batch(loaded, max_batch_size, kernels)
         super().__init__(loaded, name=f"engine-{loaded.folder.name}")
 
     @property
@@ -422,21 +423,21 @@ class EngineHandle:
 
 
 def load_engine(folder: str | Path, kind: str, max_batch_size: int, *, torch_threads: int = 0,
-                in_process: bool = True, onednn_linear: bool = True) -> EngineHandle:
+                in_process: bool = True, kernels: CpuKernels = CpuKernels()) -> EngineHandle:
     """The model in `folder` with an engine of this kind: in this process, or (batched only) in a process
-    of its own (`process_engine`), the gateway keeping just the tokenizer. `onednn_linear`: the batching
-    engine's linear layers on oneDNN (`cpu_linear`; the sequential engine keeps the model as loaded)."""
+    of its own (`process_engine`), the gateway keeping just the tokenizer. `kernels`: the batching engine's
+    CPU fast paths (`make_batch`; the sequential engine keeps the model as loaded)."""
     if kind == "batched" and not in_process:
         from belle_gateway.serving.process_engine import ProcessEngine
 
         engine = ProcessEngine(folder, max_batch_size=max_batch_size, torch_threads=torch_threads,
-                               onednn_linear=onednn_linear)
+                               kernels=kernels)
         return EngineHandle(engine=engine, loaded=engine.loaded)
     if torch_threads:
         torch.set_num_threads(torch_threads)
     loaded = LoadedModel(folder)
     if kind == "batched":
-        engine: _EngineThread = BatchEngine(loaded, max_batch_size=max_batch_size, onednn_linear=onednn_linear)
+        engine: _EngineThread = BatchEngine(loaded, max_batch_size=max_batch_size, kernels=kernels)
     else:
         engine = SequentialEngine(loaded)
     return EngineHandle(engine=engine, loaded=loaded)

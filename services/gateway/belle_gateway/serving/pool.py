@@ -19,6 +19,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
+from belle_gateway.serving.cpu_kernels import CpuKernels
 from belle_shared.artifacts import ArtifactStore
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ class PoolBusy(Exception):
 class ModelPool:
     def __init__(self, *, store: ArtifactStore, cache_dir: Path, engine_kind: str, max_resident: int,
                  max_batch_size: int, torch_threads: int = 0, separate_process: bool = False,
-                 onednn_linear: bool = True):
+                 kernels: CpuKernels = CpuKernels()):
         self.store = store
         self.cache_dir = cache_dir
         self.engine_kind = engine_kind
@@ -39,7 +40,7 @@ class ModelPool:
         self.max_batch_size = max_batch_size
         self.torch_threads = torch_threads
         self.separate_process = separate_process
-        self.onednn_linear = onednn_linear
+        self.kernels = kernels
         self._handles: OrderedDict[str, Any] = OrderedDict()  # model id -> EngineHandle, oldest use first
         self._lock = threading.Lock()
         self._load_locks: dict[str, threading.Lock] = {}
@@ -65,7 +66,7 @@ class ModelPool:
             if downloaded:
                 log.info("downloaded model %s from %s", model_id, uri)
             handle = load_engine(folder, self.engine_kind, self.max_batch_size, torch_threads=self.torch_threads,
-                                 in_process=not self.separate_process, onednn_linear=self.onednn_linear)
+                                 in_process=not self.separate_process, kernels=self.kernels)
             with self._lock:
                 handle.users += 1
                 self._handles[model_id] = handle

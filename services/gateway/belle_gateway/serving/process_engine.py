@@ -29,6 +29,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+from belle_gateway.serving.cpu_kernels import CpuKernels
 from belle_gateway.serving.engine import (ChatTokenizer, SamplingOptions, admit, sampling_generator, step_batch,
                                           token_end)
 
@@ -56,12 +57,12 @@ class ProcessEngine:
     """`BatchEngine`'s interface (submit, busy, stop) over a child process (module docstring)."""
 
     def __init__(self, folder: str | Path, *, max_batch_size: int, torch_threads: int = 0,
-                 onednn_linear: bool = True):
+                 kernels: CpuKernels = CpuKernels()):
         self.loaded = ServedModel(folder)
         context = multiprocessing.get_context("spawn")  # never fork a process that has threads
         self._conn, child_conn = context.Pipe()
         self._process = context.Process(target=_child_main, name=f"belle-engine-{Path(folder).name}",
-                                        args=(child_conn, str(folder), max_batch_size, torch_threads, onednn_linear),
+                                        args=(child_conn, str(folder), max_batch_size, torch_threads, kernels),
                                         daemon=True)
         self._process.start()
         child_conn.close()
@@ -218,7 +219,7 @@ class _Tokens:
         self.ids: list[int] = []
 
 
-def _child_main(conn: Any, folder: str, max_batch_size: int, torch_threads: int, onednn_linear: bool) -> None:
+def _child_main(conn: Any, folder: str, max_batch_size: int, torch_threads: int, kernels: CpuKernels) -> None:
     """The engine process: load the model, then decode until told to stop or the gateway goes away."""
     import torch
 
@@ -228,7 +229,7 @@ def _child_main(conn: Any, folder: str, max_batch_size: int, torch_threads: int,
         torch.set_num_threads(torch_threads)
     try:
         loaded = LoadedModel(folder)
-        batch = make_batch(loaded, max_batch_size, onednn_linear=onednn_linear)
+        batch = make_batch(loaded, max_batch_size, kernels)
     except Exception as exc:  # the gateway turns it into a 400 (a folder that cannot be loaded)
         conn.send(("failed", f"{type(exc).__name__}: {exc}"))
         return

@@ -22,6 +22,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from belle_gateway.errors import APIError, error_body
+from belle_gateway.serving.cpu_kernels import CpuKernels
 from belle_gateway.serving.pool import ModelPool, PoolBusy
 from belle_gateway.serving.protocol import (
     ChatCompletion,
@@ -62,7 +63,8 @@ class ChatService:
                                   max_batch_size=settings.chat_max_batch_size,
                                   torch_threads=settings.chat_torch_threads,
                                   separate_process=settings.chat_engine_process,
-                                  onednn_linear=settings.chat_onednn_linear)
+                                  kernels=CpuKernels(onednn_linear=settings.chat_onednn_linear,
+                                                     native_attention=settings.chat_native_attention))
 
     async def close(self) -> None:
         await self.proxy.close()
