@@ -88,6 +88,57 @@ static float exp_and_sum(float *scores, int64_t len, float max) {
     return sum;
 }
 
+/* One row and head, for a head dim that is a multiple of 16 up to 256. Inlined with a constant `dim`
+   (64, 128) the query and the output stay in registers: each cached token costs its loads and FMAs. */
+static inline __attribute__((always_inline)) void attend_vectors(const float *qh, const float *k, const float *v,
+                                                                 float *o, int64_t len, float scale, float *scores,
+                                                                 const int64_t dim) {
+    const int64_t lanes = dim / 16;
+    v16 query[16], acc[16];
+    for (int64_t i = 0; i < lanes; i++) {
+        query[i] = load16(qh + 16 * i);
+        acc[i] = (v16){0};
+    }
+    float max = -INFINITY;
+    for (int64_t j = 0; j < len; j++) {
+        const float *kj = k + j * dim;
+        v16 products = query[0] * load16(kj);
+        for (int64_t i = 1; i < lanes; i++) products += query[i] * load16(kj + 16 * i);
+        const float s = hsum(products) * scale;
+        scores[j] = s;
+        if (s > max) max = s;
+    }
+    const float inverse_sum = 1.f / exp_and_sum(scores, len, max);
+    for (int64_t j = 0; j < len; j++) {
+        const float p = scores[j];
+        const float *vj = v + j * dim;
+        for (int64_t i = 0; i < lanes; i++) acc[i] += p * load16(vj + 16 * i);
+    }
+    for (int64_t i = 0; i < lanes; i++) {
+        const v16 result = acc[i] * inverse_sum;
+        memcpy(o + 16 * i, &result, sizeof result);
+    }
+}
+
+/* One row and head, any head dim. */
+static void attend_any(const float *qh, const float *k, const float *v, float *o, int64_t len, float scale,
+                       float *scores, int64_t dim) {
+    float max = -INFINITY;
+    for (int64_t j = 0; j < len; j++) {
+        const float s = dot(qh, k + j * dim, dim) * scale;
+        scores[j] = s;
+        if (s > max) max = s;
+    }
+    const float inverse_sum = 1.f / exp_and_sum(scores, len, max);
+    for (int64_t d = 0; d < dim; d++) o[d] = 0.f;
+    for (int64_t j = 0; j < len; j++) {
+        const float p = scores[j];
+        const float *vj = v + j * dim;
+        for (int64_t d = 0; d < dim; d++) o[d] += p * vj[d];
+    }
+    for (int64_t d = 0; d < dim; d++) o[d] *= inverse_sum;
+}
+
 /* Returns 0, or -1 when an argument is out of range or memory for the scores cannot be had. */
 int belle_decode_attention(const float *q, const float *keys, const float *values, float *out,
                            const int64_t *lengths, int64_t rows, int64_t heads, int64_t kv_heads,
@@ -108,22 +159,14 @@ int belle_decode_attention(const float *q, const float *keys, const float *value
             const int64_t start = (r * kv_heads + h / groups) * capacity * dim;
             const float *k = keys + start, *v = values + start;
             float *o = out + (r * heads + h) * dim;
-
-            float max = -INFINITY;
-            for (int64_t j = 0; j < len; j++) {
-                const float s = dot(qh, k + j * dim, dim) * scale;
-                scores[j] = s;
-                if (s > max) max = s;
-            }
-            const float inverse_sum = 1.f / exp_and_sum(scores, len, max);
-
-            for (int64_t d = 0; d < dim; d++) o[d] = 0.f;
-            for (int64_t j = 0; j < len; j++) {
-                const float p = scores[j];
-                const float *vj = v + j * dim;
-                for (int64_t d = 0; d < dim; d++) o[d] += p * vj[d];
-            }
-            for (int64_t d = 0; d < dim; d++) o[d] *= inverse_sum;
+            if (dim == 64)
+                attend_vectors(qh, k, v, o, len, scale, scores, 64);
+            else if (dim == 128)
+                attend_vectors(qh, k, v, o, len, scale, scores, 128);
+            else if (dim % 16 == 0 && dim <= 256)
+                attend_vectors(qh, k, v, o, len, scale, scores, dim);
+            else
+                attend_any(qh, k, v, o, len, scale, scores, dim);
         }
     }
     free(scores);
