@@ -68,8 +68,10 @@ def packed_attention(module, query, key, value, attention_mask, dropout: float =
     groups = getattr(module, "num_key_value_groups", 1)
     outputs = []
     segments = cache.segments
-    if cache.decode_attention is not None and cache.decoding and query.dtype == torch.float32:
-        # The running rows (packed tokens 0..decoding-1, slot i = token i) in one native call.
+    if (cache.decode_attention is not None and cache.decoding and query.dtype == keys.dtype == torch.float32
+            and query.shape[-1] == keys.shape[-1] == values.shape[-1]):
+        # The running rows (packed tokens 0..decoding-1, slot i = token i) in one native call. (A model
+        # whose values have another head dim than its keys keeps one sdpa call per row.)
         rows = query[0, :, : cache.decoding].transpose(0, 1).contiguous()
         scale = scaling if scaling is not None else query.shape[-1] ** -0.5
         outputs.append(cache.decode_attention(rows, keys, values, cache.decode_lengths, scale)[None])
