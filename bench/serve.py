@@ -16,7 +16,12 @@ API and SSE streaming) serving the same tiny random-init LLaMA (hidden 256, 4 la
   (`BELLE_CHAT_ONEDNN_LINEAR=false`): what `serving/cpu_linear.py` gains, in the same run;
 - with `--sdpa-side`, also the engine process with one `scaled_dot_product_attention` per decoding row
   instead of the native kernel (`BELLE_CHAT_NATIVE_ATTENTION=false`): what `serving/native_attention.py`
-  gains, in the same run.
+  gains, in the same run;
+- with `--proxy-side`, also the proxy path: a second gateway that serves no model itself
+  (`BELLE_CHAT_ENGINE=off`) and forwards the chat (`BELLE_CHAT_PROXY_ROUTES`) to an upstream
+  OpenAI-compatible server: by default a project gateway on this machine, with `--upstream URL` any
+  other (vLLM on a GPU; `--upstream-model`, `--upstream-key` as it needs). Against the project side it
+  shows what the extra hop costs; with vLLM upstream, what a team gets on a GPU.
 
 Each of `--clients` concurrent clients takes the next of `--requests` requests (prompt lengths mixed
 from a few to ~300 tokens), sends it with `stream: true`, greedy, `max_tokens = --output-tokens` and
@@ -199,6 +204,20 @@ def summary(name: str, results: list[dict], elapsed: float, probes: list[float])
     return rate
 
 
+def proxy_route(args: argparse.Namespace, tmp: Path, model: Path) -> tuple[Gateway | None, dict[str, str]]:
+    """The proxy side's upstream (a project gateway started here unless `--upstream` names one) and the
+    proxy gateway's environment: chat only through `BELLE_CHAT_PROXY_ROUTES`."""
+    upstream = None
+    url, name, key = args.upstream, args.upstream_model or "bench-tiny", args.upstream_key
+    if url is None:
+        data_dir = tmp / "upstream"
+        data_dir.mkdir()
+        upstream = Gateway(data_dir, model, "batched", args.batch_size, args.torch_threads)
+        url, key = f"{upstream.url}/v1", upstream.key
+    routes = {"bench-tiny": {"url": url, "model": name, "api_key": key}}
+    return upstream, {"BELLE_CHAT_PROXY_ROUTES": json.dumps(routes)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=64)
@@ -216,6 +235,13 @@ def main() -> None:
     parser.add_argument("--sdpa-side", action="store_true",
                         help="also run the engine process with BELLE_CHAT_NATIVE_ATTENTION=false "
                         "(PyTorch's attention, one call per decoding row)")
+    parser.add_argument("--proxy-side", action="store_true",
+                        help="also run the chat through a proxy-only gateway (BELLE_CHAT_ENGINE=off) to an upstream")
+    parser.add_argument("--upstream", default=None,
+                        help="with --proxy-side: the upstream's base URL (e.g. http://gpu-host:8000/v1); "
+                        "default: a project gateway started here")
+    parser.add_argument("--upstream-model", default=None, help="the model's name upstream (default: bench-tiny)")
+    parser.add_argument("--upstream-key", default=None, help="the upstream's API key, if it needs one")
     parser.add_argument("--repeat", type=int, default=1,
                         help="run all sides this many times, one after the other, and print the median ratio")
     parser.add_argument("--model-dir", type=Path, default=HERE.parent / ".bench-cache" / "serve-tiny-llama")
@@ -231,12 +257,14 @@ def main() -> None:
              "thread": ("batched", False, {})}
     names = {"sequential": "baseline (sequential generate)", "thread": "engine in the gateway's thread",
              "batched": "project (batching engine)", "mkl": "engine process, MKL linears",
-             "sdpa": "engine process, sdpa per row"}
+             "sdpa": "engine process, sdpa per row", "proxy": "proxy gateway -> upstream"}
     if args.mkl_side:
         sides["mkl"] = ("batched", True, {"BELLE_CHAT_ONEDNN_LINEAR": "false"})
     if args.sdpa_side:
         sides["sdpa"] = ("batched", True, {"BELLE_CHAT_NATIVE_ATTENTION": "false"})
-    compared = [side for side in ("thread", "mkl", "sdpa", "batched") if side in sides]
+    if args.proxy_side:
+        sides["proxy"] = ("off", False, {})
+    compared = [side for side in ("thread", "mkl", "sdpa", "proxy", "batched") if side in sides]
     ratios, rates = [], {side: [] for side in sides}
     for repeat in range(args.repeat):
         if args.repeat > 1:
@@ -246,12 +274,20 @@ def main() -> None:
             for side, (engine, engine_process, extra_env) in sides.items():
                 data_dir = Path(tmp) / side
                 data_dir.mkdir()
-                gateway = Gateway(data_dir, model, engine, args.batch_size, args.torch_threads, engine_process,
-                                  extra_env)
+                upstream = None
+                if side == "proxy":
+                    upstream, extra_env = proxy_route(args, Path(tmp), model)
                 try:
-                    runs[side] = asyncio.run(load(gateway, prompts, args.clients, args.output_tokens, args.probe_api))
+                    gateway = Gateway(data_dir, model, engine, args.batch_size, args.torch_threads, engine_process,
+                                      extra_env)
+                    try:
+                        runs[side] = asyncio.run(load(gateway, prompts, args.clients, args.output_tokens,
+                                                      args.probe_api))
+                    finally:
+                        gateway.stop()
                 finally:
-                    gateway.stop()
+                    if upstream is not None:
+                        upstream.stop()
         for side in ["sequential", *compared]:
             rates[side].append(summary(names[side], *runs[side]))
         for side in compared:
