@@ -246,6 +246,8 @@ def main() -> None:
                         help="run all sides this many times, one after the other, and print the median ratio")
     parser.add_argument("--model-dir", type=Path, default=HERE.parent / ".bench-cache" / "serve-tiny-llama")
     args = parser.parse_args()
+    if (args.upstream or args.upstream_model or args.upstream_key) and not args.proxy_side:
+        parser.error("--upstream, --upstream-model and --upstream-key go with --proxy-side")
 
     model = build_model(args.model_dir)
     prompts = make_prompts(args.requests, args.seed)
