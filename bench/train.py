@@ -378,8 +378,11 @@ def main(argv: list[str] | None = None) -> int:
     train_rows, held_rows = make_rows(options.rows, options.held_out_rows, options.seed)
     train_file = write_jsonl(work / "train.jsonl", train_rows)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
-    samples = [s for s in (tokenize_conversation(tokenizer, r, options.max_length) for r in train_rows) if s]
-    held = [s for s in (tokenize_conversation(tokenizer, r, options.max_length) for r in held_rows) if s]
+    def encode(rows):
+        return [s for s in (tokenize_conversation(tokenizer, r, options.max_length, end_of_turn=tokenizer.eos_token)
+                            for r in rows) if s]
+
+    samples, held = encode(train_rows), encode(held_rows)
     packed = pack(samples, options.max_length)
     # Packed rows per step holding about as many samples as the baseline's batch.
     per_step = options.batch_size * options.grad_accum

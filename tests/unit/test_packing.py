@@ -40,7 +40,7 @@ def samples(folders):
             turns += [{"from": "human", "value": f"问题{index}：" + "为什么" * rng.randint(1, 12)},
                       {"from": "assistant", "value": f"Answer {index}: " + "because " * rng.randint(1, 15)}]
         rows.append({"conversations": turns})
-    return [tokenize_conversation(tokenizer, row, 128) for row in rows]
+    return [tokenize_conversation(tokenizer, row, 128, end_of_turn=tokenizer.eos_token) for row in rows]
 
 
 def fake(lengths):

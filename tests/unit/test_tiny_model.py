@@ -147,7 +147,7 @@ def test_cli_model_init(tmp_path):
 
 
 def test_chars_tokenizer_gives_one_token_per_character_and_exact_reply_masks():
-    from belle_trainer.chat_format import IGNORE_INDEX, render, tokenize_conversation
+    from belle_trainer.chat_format import IGNORE_INDEX, to_messages, tokenize_conversation
     from belle_trainer.tiny import train_tokenizer
 
     tokenizer = train_tokenizer(4096, pretokenize="chars")
@@ -157,8 +157,10 @@ def test_chars_tokenizer_gives_one_token_per_character_and_exact_reply_masks():
         assert all(len(p.strip()) <= 1 or not any(ch.isalnum() for ch in p) for p in pieces), pieces
     row = {"conversations": [{"from": "human", "value": "把“春天的月亮”倒过来写"},
                              {"from": "assistant", "value": "亮月的天春"}]}
-    sample = tokenize_conversation(tokenizer, row, 128)
-    assert sample.input_ids == tokenizer.encode(render(row, tokenizer.eos_token), add_special_tokens=False)
+    sample = tokenize_conversation(tokenizer, row, 128, end_of_turn=tokenizer.eos_token)
+    text = tokenizer.apply_chat_template(to_messages(row), tokenize=False)
+    assert text == "Human: 把“春天的月亮”倒过来写\n\nAssistant: 亮月的天春</s>"
+    assert sample.input_ids == tokenizer.encode(text, add_special_tokens=False)
     trained = [i for i, label in zip(sample.input_ids, sample.labels) if label != IGNORE_INDEX]
     assert tokenizer.decode(trained) == "亮月的天春" + tokenizer.eos_token
     with pytest.raises(ValueError, match="pretokenize"):

@@ -19,7 +19,7 @@ import math
 from importlib import resources
 from pathlib import Path
 
-from belle_trainer.chat_format import BELLE_CHAT_TEMPLATE
+from belle_shared.chat_template import BELLE_TEMPLATE
 
 ARCHITECTURES = ("llama", "bloom")
 UNK, BOS, EOS, PAD = "<unk>", "<s>", "</s>", "<pad>"
@@ -70,7 +70,7 @@ def train_tokenizer(vocab_size: int = 4096, *, model_max_length: int = 2048, pre
     return PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
         unk_token=UNK, bos_token=BOS, eos_token=EOS, pad_token=PAD,
-        chat_template=BELLE_CHAT_TEMPLATE,
+        chat_template=BELLE_TEMPLATE,
         model_max_length=model_max_length,
         padding_side="right",
         # Decoding must give back the exact text (no " ." -> "." clean-up).

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from belle_shared.worker_watch import exit_with_worker
-from belle_trainer.errors import RunError
+from belle_trainer.errors import BadOptionError, RunError
 from belle_trainer.progress import PROGRESS_FILE, ProgressWriter
 
 log = logging.getLogger("belle_trainer.train")
@@ -186,8 +186,10 @@ def run(config, writer: ProgressWriter, *, rank: int, world_size: int) -> dict[s
 
     # Data first: a file with nothing to train on fails in seconds, before any model is loaded.
     tokenizer = AutoTokenizer.from_pretrained(config.base_model_path)
+    template, end_of_turn = _chat_template(tokenizer, spec.chat_template)
+    log.info("training in the %s chat template; replies end with %r", template, end_of_turn)
     data = load_run_data(tokenizer, config.train_file, config.validation_file, max_length=hp.max_length,
-                         validation_split=spec.validation_split, seed=hp.seed)
+                         validation_split=spec.validation_split, seed=hp.seed, end_of_turn=end_of_turn)
 
     on_gpu = torch.cuda.is_available()
     bf16 = hp.precision == "bf16" or (hp.precision == "auto" and on_gpu and torch.cuda.is_bf16_supported())
@@ -266,12 +268,42 @@ def run(config, writer: ProgressWriter, *, rank: int, world_size: int) -> dict[s
             "adapter_path": ADAPTER_DIR if spec.method == "lora" else None,
             "train_seconds": round(train_seconds, 3), "trained_tokens": int(trainer.state.num_input_tokens_seen)}
     if is_main:
+        # The template the model was trained in travels with it: chat and the evaluator render with it.
         tokenizer.save_pretrained(final_dir)
+        _stop_on_end_of_turn(final_dir, tokenizer.convert_tokens_to_ids(end_of_turn))
         # The Trainer's pickled arguments: not part of a model folder (and a pickle to load).
         (final_dir / "training_args.bin").unlink(missing_ok=True)
         _write_training_record(final_dir / TRAINING_FILE, config, done, world_size=world_size, packing=packing,
-                               precision="bf16" if bf16 else "fp32", save_seconds=train_seconds_total - train_seconds)
+                               precision="bf16" if bf16 else "fp32", save_seconds=train_seconds_total - train_seconds,
+                               chat_template=template, end_of_turn=end_of_turn)
     return writer.write("done", **done)
+
+
+def _chat_template(tokenizer: Any, choice: str) -> tuple[str, str]:
+    """Set the run's chat template on the tokenizer (see belle_shared.chat_template.choose_template);
+    returns its name and the end-of-turn token replies are trained to end with."""
+    from belle_shared.chat_template import TemplateError, choose_template, end_of_turn_token
+
+    try:
+        return choose_template(tokenizer, choice), end_of_turn_token(tokenizer)
+    except TemplateError as exc:
+        raise BadOptionError(f"chat_template: {exc}") from exc
+
+
+def _stop_on_end_of_turn(model_dir: Path, end_of_turn_id: int) -> None:
+    """Make the saved generation config stop on the end-of-turn token the replies were trained to end
+    with (chat models often end a turn with a token other than their EOS)."""
+    from transformers import GenerationConfig
+
+    try:
+        generation = GenerationConfig.from_pretrained(model_dir)
+    except OSError:  # no generation_config.json saved
+        return
+    current = generation.eos_token_id
+    ids = list(current) if isinstance(current, (list, tuple)) else ([current] if current is not None else [])
+    if end_of_turn_id not in ids:
+        generation.eos_token_id = [end_of_turn_id, *ids] if ids else end_of_turn_id
+        generation.save_pretrained(model_dir)
 
 
 def _write_training_record(path: Path, config, done: dict[str, Any], **extra: Any) -> None:

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from belle_trainer.chat_format import ConversationError, Sample, tokenize_conversation
+from belle_shared.chat_template import BoundaryError, EncodedChat
+from belle_trainer.chat_format import ConversationError, tokenize_conversation
 from belle_trainer.errors import BadDataError
 from belle_trainer.packing import PackedSequence, collate_packed, collate_padded
 
@@ -29,7 +30,7 @@ NUM_TOKENS = "num_tokens"
 class TokenizedFile:
     """The usable samples of one JSONL file and how many of its rows were dropped, with why."""
 
-    samples: list[Sample]
+    samples: list[EncodedChat]
     dropped: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
 
@@ -38,10 +39,11 @@ class TokenizedFile:
         self.reasons[reason] = self.reasons.get(reason, 0) + 1
 
 
-def tokenize_file(tokenizer: Any, path: str | Path, max_length: int) -> TokenizedFile:
-    """Tokenise every row of a JSONL file of conversations. A line that is not JSON, a row that is
-    not a conversation, or one with no reply token within `max_length` is dropped and counted;
-    blank lines are skipped. A file that cannot be read is a BadDataError."""
+def tokenize_file(tokenizer: Any, path: str | Path, max_length: int, *, end_of_turn: str) -> TokenizedFile:
+    """Tokenise every row of a JSONL file of conversations through the tokenizer's chat template. A
+    line that is not JSON, a row that is not a conversation, one whose prompt and reply share a token,
+    or one with no reply token within `max_length` is dropped and counted; blank lines are skipped.
+    A file that cannot be read is a BadDataError."""
     path = Path(path)
     result = TokenizedFile(samples=[])
     try:
@@ -59,9 +61,12 @@ def tokenize_file(tokenizer: Any, path: str | Path, max_length: int) -> Tokenize
                     result.drop("not JSON")
                     continue
                 try:
-                    sample = tokenize_conversation(tokenizer, row, max_length)
+                    sample = tokenize_conversation(tokenizer, row, max_length, end_of_turn=end_of_turn)
                 except ConversationError:
                     result.drop("not a conversation")
+                    continue
+                except BoundaryError:
+                    result.drop("prompt and reply share a token")
                     continue
                 if sample is None:
                     result.drop("no reply token fits in max_length")
@@ -80,7 +85,7 @@ def holdout_size(num_samples: int, split: float) -> int:
     return min(num_samples - 1, max(1, round(num_samples * split)))
 
 
-def split_holdout(samples: Sequence[Sample], split: float, seed: int) -> tuple[list[Sample], list[Sample]]:
+def split_holdout(samples: Sequence[EncodedChat], split: float, seed: int) -> tuple[list[EncodedChat], list[EncodedChat]]:
     """(train, validation): a seeded random choice of `holdout_size` samples, both in file order."""
     size = holdout_size(len(samples), split)
     held = set(random.Random(seed).sample(range(len(samples)), size)) if size else set()
@@ -91,21 +96,21 @@ def split_holdout(samples: Sequence[Sample], split: float, seed: int) -> tuple[l
 
 @dataclass
 class RunData:
-    train: list[Sample]
-    validation: list[Sample]
+    train: list[EncodedChat]
+    validation: list[EncodedChat]
     dropped: int
     reasons: dict[str, int]
 
 
 def load_run_data(tokenizer: Any, train_file: str | Path, validation_file: str | Path | None, *,
-                  max_length: int, validation_split: float, seed: int) -> RunData:
+                  max_length: int, validation_split: float, seed: int, end_of_turn: str) -> RunData:
     """Tokenise the training file and the validation file, or hold out `validation_split` of the
     training samples. BadDataError when no training sample is left."""
-    train = tokenize_file(tokenizer, train_file, max_length)
+    train = tokenize_file(tokenizer, train_file, max_length, end_of_turn=end_of_turn)
     reasons = dict(train.reasons)
     dropped = train.dropped
     if validation_file is not None:
-        validation = tokenize_file(tokenizer, validation_file, max_length)
+        validation = tokenize_file(tokenizer, validation_file, max_length, end_of_turn=end_of_turn)
         dropped += validation.dropped
         for reason, count in validation.reasons.items():
             reasons[reason] = reasons.get(reason, 0) + count

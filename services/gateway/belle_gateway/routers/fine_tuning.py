@@ -105,6 +105,7 @@ class BelleOptions(BaseModel):
     zero_stage: int | None = None
     offload: str | None = None
     packing: bool | None = None
+    chat_template: str | None = None
     num_processes: int | None = None
     validation_split: float | None = None
     learning_rate: float | None = None
@@ -238,7 +239,7 @@ def build_spec(session, team, body: FineTuningJobCreate) -> tuple[TrainSpec, str
         **_reference(session, team, body.training_file, "training_file_id", "dataset_id"),
         **_reference(session, team, body.validation_file, "validation_file_id", "validation_dataset_id"),
     }
-    for key in ("lora", "zero_stage", "offload", "packing", "num_processes", "validation_split"):
+    for key in ("lora", "zero_stage", "offload", "packing", "chat_template", "num_processes", "validation_split"):
         if getattr(belle, key) is not None:
             data[key] = getattr(belle, key)
     try:
