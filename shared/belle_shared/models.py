@@ -211,6 +211,13 @@ class ModelExists(Exception):
     """A model of that name is already visible where the new one would be."""
 
 
+def check_name_free(session: Session, *, team_id: uuid.UUID | None, name: str) -> None:
+    """ModelExists when a model of that name is visible where a new one of the team would be."""
+    clash = session.scalar(select(Model.id).where(Model.name == name, _visible(team_id)).limit(1))
+    if clash is not None:
+        raise ModelExists(f"a model named {name!r} already exists")
+
+
 def register_model(
     session: Session,
     *,
@@ -230,9 +237,7 @@ def register_model(
     """
     if kind == ModelKind.base:
         check_model_name(name)
-    clash = session.scalar(select(Model.id).where(Model.name == name, _visible(team_id)).limit(1))
-    if clash is not None:
-        raise ModelExists(f"a model named {name!r} already exists")
+    check_name_free(session, team_id=team_id, name=name)
     if details is None:
         details = inspect_model_folder(uri)
     model = Model(id=uuid.uuid4(), team_id=team_id, name=name, kind=kind, uri=uri, details=details)

@@ -49,6 +49,7 @@ STEP_OUTPUTS: dict[str, tuple[str, ...]] = {
     "datagen": ("dataset_id",),
     "train": ("model_id",),
     "quantize": ("model_id",),
+    "model_import": ("model_id",),
     "eval": (),
 }
 # Stands in for every reference while a submitted spec is checked: the outputs are all ids, and a
@@ -65,7 +66,7 @@ class PipelineStep(BaseModel):
     name: str = Field(pattern=STEP_NAME_PATTERN, description="The step's name, unique in the pipeline.")
     spec: dict[str, Any] = Field(
         description="A job spec (any job type). A string value `${STEP.OUTPUT}` is replaced by an earlier step's "
-        "output when this step starts: `dataset_id` of import and datagen, `model_id` of train and quantize."
+        "output when this step starts: `dataset_id` of import and datagen, `model_id` of train, quantize and model_import."
     )
     after: list[str] = Field(
         default_factory=list, description="Earlier steps that must succeed first, besides those `spec` refers to."

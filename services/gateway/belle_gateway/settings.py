@@ -26,19 +26,12 @@ class GatewaySettings(Settings):
     port: int = Field(8000, description="Port the gateway listens on.")
     max_upload_bytes: int = Field(512 * 1024 * 1024, ge=1, description="Largest accepted upload.")
     enabled_job_types: CommaList = Field(
-        default_factory=lambda: ["import", "datagen", "train", "quantize", "eval"],
+        default_factory=lambda: list(JOB_TYPES),
         description="Job types this deployment accepts (comma-separated in the environment). Others are "
         "refused with a 400 instead of waiting forever for a worker that is not deployed.",
     )
     sse_poll_interval: float = Field(0.5, gt=0, description="How often an event stream checks for new events.")
     run_sweeper: bool = Field(True, description="Run the job sweeper inside the gateway process.")
-    model_roots: CommaList = Field(
-        default_factory=list,
-        description="Folders a team may register base models from (`POST /v1/models`), comma-separated in "
-        "the environment. Unset: <data_dir>/models. A team may also register a folder of its own in the "
-        "artifact store.",
-    )
-
     chat_engine: Literal["batched", "sequential", "off"] = Field(
         "batched", description="The in-process chat engine: `batched` (requests join and leave a running "
         "batch), `sequential` (one request at a time with transformers' generate: the reference), or `off` "
@@ -73,12 +66,6 @@ class GatewaySettings(Settings):
         '"http://vllm:8000/v1", "model": "UPSTREAM-NAME"}}. The key is a registered model name, or "*" for every '
         "model without a route of its own. The gateway still checks the key and the team's access first.",
     )
-
-    @property
-    def resolved_model_roots(self) -> list[Path]:
-        """The model roots as absolute paths with symlinks resolved (what registrations are checked against)."""
-        roots = self.model_roots or [str(self.data_dir / "models")]
-        return [Path(root).expanduser().resolve() for root in roots]
 
     @field_validator("enabled_job_types")
     @classmethod

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from pathlib import Path
 from collections.abc import Callable
 
 from sqlalchemy import select
@@ -21,9 +22,14 @@ from belle_shared.eval_sets import EvalSetError, iter_eval_rows
 from belle_shared.formats import RowError, to_conversation
 from belle_shared.models import find_model
 from belle_shared.pipelines import is_pending_output
-from belle_shared.specs import PROMPT_PLACEHOLDERS, DatagenSpec, EvalSpec, ImportSpec, JobSpec, QuantizeSpec, TrainSpec
+from belle_shared.model_sources import ModelSourceError, import_name, inspect_gguf, is_gguf_file, resolve_import_path
+from belle_shared.models import ModelExists, check_model_name, check_name_free, inspect_model_folder
+from belle_shared.settings import Settings
+from belle_shared.specs import (
+    PROMPT_PLACEHOLDERS, DatagenSpec, EvalSpec, ImportSpec, JobSpec, ModelImportSpec, QuantizeSpec, TrainSpec,
+)
 
-SpecCheck = Callable[[Session, Team, JobSpec, ArtifactStore], None]
+SpecCheck = Callable[[Session, Team, JobSpec, ArtifactStore, Settings], None]
 SPEC_CHECKS: dict[str, list[SpecCheck]] = {}
 
 
@@ -35,9 +41,9 @@ def spec_check(job_type: str) -> Callable[[SpecCheck], SpecCheck]:
     return register
 
 
-def run_spec_checks(session: Session, team: Team, spec: JobSpec, store: ArtifactStore) -> None:
+def run_spec_checks(session: Session, team: Team, spec: JobSpec, store: ArtifactStore, settings: Settings) -> None:
     for check in SPEC_CHECKS.get(spec.type, []):
-        check(session, team, spec, store)
+        check(session, team, spec, store, settings)
 
 
 def require_team_file(session: Session, team: Team, file_id, param: str, *, purposes: tuple[str, ...] = ()) -> File:
@@ -52,12 +58,12 @@ def require_team_file(session: Session, team: Team, file_id, param: str, *, purp
 
 
 @spec_check("import")
-def _import_file_exists(session: Session, team: Team, spec: ImportSpec, store: ArtifactStore) -> None:
+def _import_file_exists(session: Session, team: Team, spec: ImportSpec, store: ArtifactStore, settings: Settings) -> None:
     require_team_file(session, team, spec.file_id, "file_id")
 
 
 @spec_check("datagen")
-def _datagen_files(session: Session, team: Team, spec: DatagenSpec, store: ArtifactStore) -> None:
+def _datagen_files(session: Session, team: Team, spec: DatagenSpec, store: ArtifactStore, settings: Settings) -> None:
     if spec.seed_file_id is not None:
         require_team_file(session, team, spec.seed_file_id, "seed_file_id", purposes=("datagen",))
     if spec.topics_file_id is not None:
@@ -107,7 +113,7 @@ def check_fine_tune_rows(store: ArtifactStore, file: File, param: str, rows: int
 
 
 @spec_check("train")
-def _train_references(session: Session, team: Team, spec: TrainSpec, store: ArtifactStore) -> None:
+def _train_references(session: Session, team: Team, spec: TrainSpec, store: ArtifactStore, settings: Settings) -> None:
     for param in ("training_file_id", "validation_file_id"):
         file_id = getattr(spec, param)
         if file_id is not None:
@@ -128,6 +134,9 @@ def _train_references(session: Session, team: Team, spec: TrainSpec, store: Arti
                        "model it was quantized from", param="base_model", code="model_not_trainable")
 
     details = model.details or {}
+    if spec.chat_template == "base" and details.get("chat_template") is False:
+        raise APIError(400, f"chat_template: {model.name!r} has no chat template of its own; use 'belle' (BELLE's "
+                       "format, saved with the model) or 'auto'", param="chat_template", code="no_chat_template")
     known = details.get("module_names")
     if spec.method == "lora":
         targets = spec.lora.target_modules
@@ -167,7 +176,7 @@ def _inherited_detail(session: Session, model: Model, key: str, depth: int = 8):
 
 
 @spec_check("quantize")
-def _quantize_references(session: Session, team: Team, spec: QuantizeSpec, store: ArtifactStore) -> None:
+def _quantize_references(session: Session, team: Team, spec: QuantizeSpec, store: ArtifactStore, settings: Settings) -> None:
     if is_pending_output(spec.model_id):
         if spec.dataset_id is not None and not is_pending_output(spec.dataset_id):
             require_team_dataset(session, team, spec.dataset_id, "dataset_id")
@@ -224,7 +233,7 @@ def check_eval_file(store: ArtifactStore, file: File, param: str) -> Counter[str
 
 
 @spec_check("eval")
-def _eval_references(session: Session, team: Team, spec: EvalSpec, store: ArtifactStore) -> None:
+def _eval_references(session: Session, team: Team, spec: EvalSpec, store: ArtifactStore, settings: Settings) -> None:
     for index, ref in enumerate(spec.model_ids):
         if not is_pending_output(ref) and find_model(session, team.id, ref) is None:
             param = f"model_ids[{index}]"
@@ -239,3 +248,31 @@ def _eval_references(session: Session, team: Team, spec: EvalSpec, store: Artifa
                            f"{', '.join(map(repr, spec.classes))} (its classes: {', '.join(sorted(classes))})",
                            param="classes", code="no_questions")
     # A judge for modes judge and pairwise is EvalSpec's own rule (a 400 before these checks run).
+
+
+@spec_check("model_import")
+def _model_import_source(session: Session, team: Team, spec: ModelImportSpec, store: ArtifactStore,
+                         settings: Settings) -> None:
+    source = None
+    if spec.path is not None:
+        local = store.local_path(store.uri(f"teams/{team.id}"))
+        try:
+            source = resolve_import_path(spec.path, roots=settings.resolved_model_roots,
+                                         team_folder=Path(local) if local else None)
+            if source.is_dir():
+                inspect_model_folder(str(source))
+            elif is_gguf_file(source):
+                inspect_gguf(source)
+            else:
+                raise ModelSourceError(f"{source.name}: neither a GGUF file nor a Hugging Face model folder")
+        except (ModelSourceError, ValueError) as exc:
+            raise APIError(400, f"path: {exc}", param="path", code="invalid_model") from None
+    name = import_name(name=spec.name, bundled=spec.bundled, path=source)
+    try:
+        check_model_name(name)
+        check_name_free(session, team_id=team.id, name=name)
+    except ModelExists as exc:
+        raise APIError(409 if spec.name else 400, f"name: {exc}" + ("" if spec.name else "; give another `name`"),
+                       param="name", code="model_exists") from None
+    except ValueError as exc:
+        raise APIError(400, f"name: {exc}", param="name", code="invalid_name") from None

@@ -1,4 +1,5 @@
-"""The trainer worker: consumes the `train` queue. One job at a time; training runs in subprocesses.
+"""The trainer worker: consumes the `train` queue (`train` and `model_import` jobs). One job at a time;
+training and model conversion run in subprocesses.
 
     belle-trainer-worker                 # or: python -m belle_trainer.worker
     BELLE_TRAINER_WORK_DIR=/scratch/belle belle-trainer-worker
@@ -15,8 +16,9 @@ from typing import Literal
 from pydantic import Field
 
 from belle_shared.settings import Settings
-from belle_shared.specs import TrainSpec
+from belle_shared.specs import ModelImportSpec, TrainSpec
 from belle_shared.worker import JobContext, JobRegistry, WorkerSettings, run_worker
+from belle_trainer.import_job import run_model_import
 from belle_trainer.job import run_train
 
 
@@ -54,6 +56,12 @@ registry = JobRegistry()
 @registry.job("train", time_limit=47 * 3600)
 def train(spec: TrainSpec, ctx: JobContext) -> dict:
     return run_train(spec, ctx, work_root=work_root(ctx.settings))
+
+
+# Converting a GGUF file or fetching the bundled model takes a minute on a CPU; a 70B one, an hour.
+@registry.job("model_import", time_limit=6 * 3600)
+def model_import(spec: ModelImportSpec, ctx: JobContext) -> dict:
+    return run_model_import(spec, ctx, work_root=work_root(ctx.settings))
 
 
 def main() -> None:

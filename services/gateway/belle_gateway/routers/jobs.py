@@ -38,7 +38,7 @@ def submit_job(session, celery, settings, store, team, spec, parent_id: uuid.UUI
             f"job type {spec.type!r} is not served by this deployment (enabled: {', '.join(settings.enabled_job_types)})",
             param="type", code="job_type_unavailable",
         )
-    run_spec_checks(session, team, spec, store)
+    run_spec_checks(session, team, spec, store, settings)
     job = create_job(session, team_id=team.id, spec=spec, parent_id=parent_id)
     session.commit()
     JOBS_SUBMITTED.labels(type=spec.type).inc()

@@ -7,8 +7,6 @@ Shared base models are registered by operators (`belle admin register-model`).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
@@ -17,6 +15,7 @@ from sqlalchemy import select
 from belle_gateway.deps import SessionDep, SettingsDep, StoreDep, TeamDep
 from belle_gateway.errors import APIError
 from belle_gateway.lineage import LineagePublic, model_lineage
+from belle_gateway.model_paths import resolve_model_path
 from belle_gateway.schemas import ModelDeleted, ModelPublic, ModelsPublic
 from belle_shared.db.models import Model
 from belle_shared.models import ModelExists, check_model_name, find_model, list_models, register_model
@@ -72,45 +71,6 @@ def lineage(model: str, session: SessionDep, team: TeamDep):
 def get(model: str, session: SessionDep, team: TeamDep):
     """One model, by name or id."""
     return _public(session, team, [_visible_model(session, team, model)])[0]
-
-
-def _within(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip("/") + "/")
-
-
-def resolve_model_path(raw: str, *, roots: list[Path], team_prefix: str, store_root: str) -> str:
-    """The folder a registration may record, or APIError(400, param="path").
-
-    Local paths are resolved (symlinks and `..` included) before they are compared with the roots,
-    so a link inside a root cannot point a team at a folder outside it. ``team_prefix`` is the
-    team's own part of the artifact store (a local folder or a URL) and the only part of
-    ``store_root`` a team may name, even where an operator's model root contains the store.
-    """
-    candidate = raw[len("file://"):] if raw.startswith("file://") else raw
-    if "://" in candidate:
-        # A remote artifact store: only the team's own prefix, and no climbing out of it.
-        if ".." in candidate.split("/") or not _within(candidate.rstrip("/"), team_prefix):
-            raise APIError(400, f"path: {raw!r} is not in this team's part of the artifact store ({team_prefix})",
-                           param="path", code="path_not_allowed")
-        return candidate.rstrip("/")
-    path = Path(candidate).expanduser()
-    if not path.is_absolute():
-        # Relative to a root: the first root where it exists (else the first root, to report it missing).
-        options = [root / path for root in roots]
-        path = next((p for p in options if p.exists()), options[0])
-    resolved = str(path.resolve())
-    allowed = [str(root) for root in roots]
-    if "://" not in team_prefix:
-        own = str(Path(team_prefix).resolve())
-        if _within(resolved, str(Path(store_root).resolve())) and not _within(resolved, own):
-            raise APIError(400, f"path: {raw!r} is in the artifact store but not in this team's part of it",
-                           param="path", code="path_not_allowed")
-        allowed.append(own)
-    if not any(_within(resolved, root) for root in allowed):
-        raise APIError(400, f"path: {raw!r} is outside the folders models may be registered from "
-                       f"({', '.join(str(r) for r in roots)}, or the team's artifacts)", param="path",
-                       code="path_not_allowed")
-    return resolved
 
 
 def _register(session, settings, store, team, body: ModelCreate) -> Model:

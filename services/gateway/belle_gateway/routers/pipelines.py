@@ -44,7 +44,7 @@ def check_steps(session, settings, store, team, spec: PipelineSpec) -> None:
                            f"(enabled: {', '.join(settings.enabled_job_types)})", param=f"{where}.type",
                            code="job_type_unavailable")
         try:
-            run_spec_checks(session, team, job_spec, store)  # they skip the stand-ins of references
+            run_spec_checks(session, team, job_spec, store, settings)  # they skip the stand-ins of references
         except APIError as exc:
             raise APIError(exc.status, f"steps[{index}] ({step.name}): {exc.message}",
                            param=f"{where}.{exc.param}" if exc.param else where, code=exc.code) from None
