@@ -159,6 +159,7 @@ class EncodedChat:
     input_ids: list[int]
     labels: list[int]
     truncated: bool = False
+    whole_replies: int = 0  # replies kept with their end-of-turn token
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -225,20 +226,17 @@ def encode_chat(tokenizer: Any, messages: Sequence[dict[str, str]], *, end_of_tu
         truncated = True
         cut = max((end for end in ends if end <= max_length), default=max_length)
         ids, labels = ids[:cut], labels[:cut]
-    sample = EncodedChat(ids, labels, truncated)
+    sample = EncodedChat(ids, labels, truncated, whole_replies=sum(1 for end in ends if end <= len(ids)))
     return sample if sample.num_trained else None
 
 
-def prompt_ids(tokenizer: Any, messages: Sequence[dict[str, str]]) -> list[int]:
-    """The ids of a conversation ending with a user turn, with the generation prompt: what chat and
-    the evaluator feed a model (a token prefix of its training ids, by `encode_chat`'s rule)."""
-    text = tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
-    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+def reply_prefix(tokenizer: Any) -> str:
+    """What the chat template writes at the start of every reply, which is the template's, not the
+    model's answer: the space after "Assistant:" in BELLE's space-in-reply spelling, else nothing."""
+    return " " if getattr(tokenizer, "chat_template", None) == BELLE_TEMPLATE_SPACE_IN_REPLY else ""
 
 
 def reply_text(tokenizer: Any, text: str) -> str:
-    """A generated reply as the user sees it: BELLE's space-in-reply spelling makes every reply start
-    with the space after "Assistant:", which is the template's, not the model's answer."""
-    if tokenizer.chat_template == BELLE_TEMPLATE_SPACE_IN_REPLY and text.startswith(" "):
-        return text[1:]
-    return text
+    """A generated reply as the user sees it, without the template's `reply_prefix`."""
+    prefix = reply_prefix(tokenizer)
+    return text[len(prefix):] if prefix and text.startswith(prefix) else text

@@ -237,9 +237,10 @@ class QuantizeSpec(_Spec):
     type: Literal["quantize"] = "quantize"
     model_id: str = Field(description="Id or name of the model to quantize (full or LoRA fine-tuned, or a base model).")
     bits: Literal[2, 3, 4, 8] = Field(4, description="Bits per weight (BELLE published 8 and 4).")
-    group_size: int = Field(
-        128, description="Weights sharing one scale, along a layer's input; -1 for one group per output row "
-        "(BELLE: 128). Must divide the input width of every quantized layer.")
+    group_size: int | None = Field(
+        None, description="Weights sharing one scale, along a layer's input; -1 for one group per output row. "
+        "Must divide the input width of every quantized layer. Unset: the largest of 128 (BELLE's), 64, 32, 16 "
+        "that divides them all (SmolLM2's 576 takes 64), else -1; the report says which was used.")
     act_order: bool = Field(
         False, description="Quantize columns in order of decreasing activation (GPTQ's desc_act); slower to "
         "run on some kernels, sometimes more accurate.")
@@ -258,7 +259,7 @@ class QuantizeSpec(_Spec):
 
     @model_validator(mode="after")
     def _group_size_valid(self) -> "QuantizeSpec":
-        if self.group_size != -1 and (self.group_size < 1 or self.group_size & (self.group_size - 1)):
+        if self.group_size not in (None, -1) and (self.group_size < 1 or self.group_size & (self.group_size - 1)):
             raise ValueError("group_size must be -1 or a power of two")
         return self
 

@@ -16,7 +16,8 @@ pytest.importorskip("transformers")
 
 from transformers import AutoTokenizer  # noqa: E402
 
-from belle_shared.chat_template import BELLE_TEMPLATE, prompt_ids  # noqa: E402
+from belle_shared.chat_models import render_chat  # noqa: E402
+from belle_shared.chat_template import BELLE_TEMPLATE  # noqa: E402
 from belle_trainer.chat_format import (  # noqa: E402
     IGNORE_INDEX, ConversationError, parse, to_messages, tokenize_conversation,
 )
@@ -101,7 +102,7 @@ def test_malformed_rows_are_errors(tokenizer, bad):
 def test_generation_prompt_is_a_prefix_of_the_trained_ids(tokenizer):
     """What chat feeds the model is token for token what training showed before the reply."""
     history = to_messages(row("你好", "你好！", "把88写成中文数字"), open_question=True)
-    prompt = prompt_ids(tokenizer, history)
+    prompt = render_chat(tokenizer, history)
     trained = encode(tokenizer, row("你好", "你好！", "把88写成中文数字", "八十八"))
     assert trained.input_ids[:len(prompt)] == prompt
     reply = trained.input_ids[len(prompt):]
@@ -187,9 +188,26 @@ def test_truncation_keeps_whole_replies_in_order(tokenizer):
     assert encode(tokenizer, r, len(two)).input_ids == two.input_ids
 
 
+def test_a_long_question_is_cut_from_its_start(tokenizer):
+    question = "背景：" + "很长的材料。" * 50 + "问题：答案是什么？"
+    r = row(question, "答案是四十二。", system="系统提示")
+    full = encode(tokenizer, r)
+    max_length = len(full) - 40
+    sample = encode(tokenizer, r, max_length)
+    assert sample.truncated and len(sample) <= max_length and sample.whole_replies == 1
+    assert trained_pieces(tokenizer, sample) == ["答案是四十二。</s>"]  # the reply and its EOS, trained
+    text = tokenizer.decode(sample.input_ids)
+    assert text.startswith("系统提示\n\nHuman: ") and text.endswith("问题：答案是什么？\n\nAssistant: 答案是四十二。</s>")
+    kept = text[len("系统提示\n\nHuman: "):text.index("\n\nAssistant: ")]
+    assert question.endswith(kept) and len(kept) < len(question)  # the end of the question
+    # As much of the question as fits: one more character would not.
+    longer = row(question[len(question) - len(kept) - 1:], "答案是四十二。", system="系统提示")
+    assert len(encode(tokenizer, longer)) > max_length
+
+
 def test_a_first_reply_too_long_is_cut_without_its_eos(tokenizer):
     answer_text = "这是一个非常长的回答。" * 40
-    prompt = prompt_ids(tokenizer, [{"role": "user", "content": "问题"}])
+    prompt = render_chat(tokenizer, [{"role": "user", "content": ""}])  # the question is gone
     sample = encode(tokenizer, row("问题", answer_text), len(prompt) + 7)
     assert sample.truncated and len(sample) == len(prompt) + 7
     assert sample.input_ids == prompt + tokenizer.encode(answer_text)[:7]
@@ -197,7 +215,7 @@ def test_a_first_reply_too_long_is_cut_without_its_eos(tokenizer):
 
 
 def test_nothing_trainable_is_none_never_an_all_masked_sample(tokenizer):
-    prompt = prompt_ids(tokenizer, [{"role": "user", "content": "问题"}])
+    prompt = render_chat(tokenizer, [{"role": "user", "content": ""}])
     assert encode(tokenizer, row("问题", "回答"), len(prompt)) is None
     assert encode(tokenizer, row("问题", "回答"), len(prompt) + 1).num_trained == 1
     rng = random.Random(3)

@@ -95,3 +95,17 @@ def test_incremental_decoding_gives_the_whole_decode_after_every_token(tokenizer
             assert reply._text_so_far() == decode(ids[:count]), (kind, count)
         # Each token decoded a short window, never the whole reply.
         assert reply._context > len(ids) - 20
+
+
+def test_the_templates_reply_prefix_is_not_sent(tokenizer):
+    """BELLE's space-in-reply spelling: the model's reply starts with the space after "Assistant:"."""
+    text = " 三百零五。 Done"
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    reply = ReplyText(_decode(tokenizer), stops=["Done"], prefix=" ")
+    pieces = _feed(reply, ids) + [reply.finish()]
+    assert "".join(pieces) == "三百零五。 " == reply.text
+    # A reply that does not start with the prefix is sent whole; one that is only the prefix is empty.
+    other = ReplyText(_decode(tokenizer), prefix=" ")
+    assert "".join(_feed(other, tokenizer("no space", add_special_tokens=False)["input_ids"]) + [other.finish()]) == "no space"
+    blank = ReplyText(_decode(tokenizer), prefix=" ")
+    assert "".join(_feed(blank, tokenizer(" ", add_special_tokens=False)["input_ids"]) + [blank.finish()]) == ""

@@ -31,6 +31,8 @@ from belle_trainer.train_data import (  # noqa: E402
 
 SPEC = {"type": "train", "base_model": "tiny", "dataset_id": "00000000-0000-0000-0000-000000000001"}
 
+EOS = {"end_of_turn": "</s>"}  # the tiny model's BELLE template ends each reply with its EOS
+
 
 def conversation(question: str, answer: str) -> dict:
     return {"conversations": [{"from": "human", "value": question}, {"from": "assistant", "value": answer}]}
@@ -175,7 +177,7 @@ def test_rows_without_a_sample_are_dropped_and_counted(tmp_path, tokenizer):
         conversation("长问题" * 50, "好"),  # fits: the human text is cut from its start
         {"system": "系统" * 100, **conversation("q", "a")},  # the system text alone is over max_length
     ])
-    result = tokenize_file(tokenizer, path, max_length=32)
+    result = tokenize_file(tokenizer, path, max_length=32, **EOS)
     assert len(result.samples) == 2 and result.dropped == 3
     assert result.reasons == {"not JSON": 1, "not a conversation": 1, "no reply token fits in max_length": 1}
     assert all(len(sample) <= 32 for sample in result.samples)
@@ -184,9 +186,9 @@ def test_rows_without_a_sample_are_dropped_and_counted(tmp_path, tokenizer):
 def test_no_usable_row_is_a_data_error(tmp_path, tokenizer):
     path = write_jsonl(tmp_path / "train.jsonl", ["{not json", {"text": "no conversations"}])
     with pytest.raises(BadDataError, match="no usable training row.*1 not JSON.*1 not a conversation"):
-        load_run_data(tokenizer, path, None, max_length=64, validation_split=0.1, seed=1)
+        load_run_data(tokenizer, path, None, max_length=64, validation_split=0.1, seed=1, **EOS)
     with pytest.raises(BadDataError, match="cannot read"):
-        load_run_data(tokenizer, tmp_path / "absent.jsonl", None, max_length=64, validation_split=0.1, seed=1)
+        load_run_data(tokenizer, tmp_path / "absent.jsonl", None, max_length=64, validation_split=0.1, seed=1, **EOS)
 
 
 @pytest.mark.parametrize("n, split, expected", [
@@ -198,9 +200,9 @@ def test_holdout_size(n, split, expected):
 def test_holdout_is_seeded(tokenizer, tmp_path):
     rows = [conversation(f"问题{i}", f"答案{i}") for i in range(40)]
     path = write_jsonl(tmp_path / "train.jsonl", rows)
-    first = load_run_data(tokenizer, path, None, max_length=64, validation_split=0.1, seed=7)
-    again = load_run_data(tokenizer, path, None, max_length=64, validation_split=0.1, seed=7)
-    other = load_run_data(tokenizer, path, None, max_length=64, validation_split=0.1, seed=8)
+    first = load_run_data(tokenizer, path, None, max_length=64, validation_split=0.1, seed=7, **EOS)
+    again = load_run_data(tokenizer, path, None, max_length=64, validation_split=0.1, seed=7, **EOS)
+    other = load_run_data(tokenizer, path, None, max_length=64, validation_split=0.1, seed=8, **EOS)
     assert len(first.validation) == 4 and len(first.train) == 36
     assert [s.input_ids for s in first.validation] == [s.input_ids for s in again.validation]
     assert [s.input_ids for s in first.validation] != [s.input_ids for s in other.validation]
@@ -211,13 +213,13 @@ def test_holdout_is_seeded(tokenizer, tmp_path):
 def test_a_validation_file_replaces_the_holdout(tokenizer, tmp_path):
     train = write_jsonl(tmp_path / "train.jsonl", [conversation(f"q{i}", f"a{i}") for i in range(10)])
     validation = write_jsonl(tmp_path / "val.jsonl", [conversation("v", "w"), "{bad"])
-    data = load_run_data(tokenizer, train, validation, max_length=64, validation_split=0.3, seed=1)
+    data = load_run_data(tokenizer, train, validation, max_length=64, validation_split=0.3, seed=1, **EOS)
     assert len(data.train) == 10 and len(data.validation) == 1 and data.dropped == 1
 
 
 def test_collator_counts_non_pad_tokens(tokenizer, tmp_path):
     samples = tokenize_file(tokenizer, write_jsonl(tmp_path / "t.jsonl", [
-        conversation("短", "好"), conversation("一个长一点的问题，还有更多的字", "一个长一点的回答")]), 64).samples
+        conversation("短", "好"), conversation("一个长一点的问题，还有更多的字", "一个长一点的回答")]), 64, **EOS).samples
     lengths = [len(s) for s in samples]
     collator = Collator(tokenizer.pad_token_id)
     padded = collator(samples)

@@ -205,7 +205,7 @@ def _quantize_references(session: Session, team: Team, spec: QuantizeSpec, store
                        f"{spec.calibration_samples} for calibration plus {spec.eval_samples} held out (eval_samples)",
                        param="calibration_samples", code="dataset_too_small")
     widths = _inherited_detail(session, model, "linear_in_features")
-    if spec.group_size != -1 and widths:
+    if spec.group_size not in (None, -1) and widths:
         bad = [width for width in widths if width % spec.group_size]
         if bad:
             fits = max(2**k for k in range(16) if all(w % 2**k == 0 for w in widths))

@@ -26,10 +26,11 @@ from belle_shared.subprocess_run import run_followed, step_failed
 from belle_shared.worker import JobContext
 from belle_quantizer.run_config import RUN_FILE, QuantizeRun
 
-def quantized_model_name(parent_name: str, spec: QuantizeSpec, job_id) -> str:
+
+def quantized_model_name(parent_name: str, bits: int, group_size: int, job_id) -> str:
     """`<parent>:gptq-w4g128:<first 8 hex of the job id>` (group size -1 reads `gall`)."""
-    group = "all" if spec.group_size == -1 else str(spec.group_size)
-    return f"{parent_name}:gptq-w{spec.bits}g{group}:{job_id.hex[:8]}"
+    group = "all" if group_size == -1 else str(group_size)
+    return f"{parent_name}:gptq-w{bits}g{group}:{job_id.hex[:8]}"
 
 
 def run_quantize(spec: QuantizeSpec, ctx: JobContext, *, work_root: Path) -> dict[str, Any]:
@@ -75,13 +76,15 @@ def run_quantize(spec: QuantizeSpec, ctx: JobContext, *, work_root: Path) -> dic
     returncode = run_followed(
         [sys.executable, "-m", "belle_quantizer.quantize", "--config", str(run_dir / RUN_FILE)], ctx,
         cwd=run_dir, progress_path=run_dir / PROGRESS_FILE, log_path=log_path, on_event=follower.handle, env=env,
-        start_message=f"quantizing {source_name}: GPTQ {spec.bits}-bit, group size {spec.group_size}")
+        start_message=f"quantizing {source_name}: GPTQ {spec.bits}-bit, group size "
+                      f"{spec.group_size if spec.group_size is not None else 'auto'}")
     if follower.input_error is not None:
         raise JobError(**follower.input_error)
     if returncode != 0 or follower.report is None:
         raise step_failed("quantization_failed", "quantization", returncode, log_path, follower.error)
+    group_size = follower.report["group_size"]["value"]
     return _record_model(spec, ctx, run, follower.report, source_id=source_id, dataset_id=dataset_id,
-                         name=quantized_model_name(source_name, spec, ctx.job_id))
+                         name=quantized_model_name(source_name, spec.bits, group_size, ctx.job_id))
 
 
 class _Follower:
@@ -98,7 +101,8 @@ class _Follower:
         if kind == "start":
             self.ctx.event(f"{record['calibration_samples']} calibration and {record['eval_samples']} held-out "
                            f"samples, {record['quantized_modules']} layers to quantize on {record['device']} "
-                           f"({record['dtype']})", kind="status",
+                           f"({record['dtype']}), group size {record['group_size']} ({record['group_size_from']})",
+                           kind="status",
                            **{k: v for k, v in record.items() if k != "event"})
         elif kind == "stage":
             self.ctx.event(record["message"], kind="status", stage=record["stage"])
@@ -122,7 +126,7 @@ def _record_model(spec: QuantizeSpec, ctx: JobContext, run: QuantizeRun, report:
         source = session.get(Model, source_id)
         inherited = (source.details or {}) if source is not None else {}
         details = {**inherited,
-                   "quantization": {"method": "gptq", "bits": spec.bits, "group_size": spec.group_size,
+                   "quantization": {"method": "gptq", "bits": spec.bits, "group_size": report["group_size"]["value"],
                                     "act_order": spec.act_order, "symmetric": spec.symmetric},
                    "quantization_report": report}
         session.add(Artifact(team_id=ctx.team_id, job_id=ctx.job_id, kind="model", uri=stored.uri,

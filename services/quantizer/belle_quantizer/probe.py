@@ -4,7 +4,10 @@
 
 The quantizer runs this once for the source model and once for the quantized folder, so both are
 measured the same way, and the quantized folder is proved to load with plain
-`AutoModelForCausalLM.from_pretrained` (no extra arguments) in a process that never saw it made.
+`AutoModelForCausalLM.from_pretrained` in a process that never saw it made. On a CPU the model
+computes in float32, as in every service: transformers loads a folder in its saved dtype, and a
+bf16 folder on a CPU without bf16 instructions multiplies ~8x slower (a 135M model's measurement
+then ran past the job's time).
 Memory: on a GPU the peak allocated by torch; on CPU the process's peak resident set size minus the
 resident size after the libraries were imported (the model's own cost: loading, perplexity and
 generation; for a GPTQ folder, gptqmodel and optimum are imported before the baseline is read).
@@ -46,7 +49,8 @@ def probe(model_dir: str, samples: list[dict]) -> dict:
         import optimum  # noqa: F401
     rss_before = _rss_mib()
     started = time.perf_counter()
-    model = AutoModelForCausalLM.from_pretrained(model_dir, device_map="cuda" if cuda else None)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, device_map="cuda" if cuda else None,
+                                                 dtype="auto" if cuda else torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     load_seconds = time.perf_counter() - started
     device = next(model.parameters()).device

@@ -74,27 +74,27 @@ def split_samples(rows: list[dict], *, calibration: int, held_out: int, seed: in
 
 def encode(tokenizer: Any, rows: list[dict], max_length: int) -> list[dict[str, list[int]]]:
     """Each conversation rendered with the model's chat template and tokenized (at most `max_length`
-    tokens): `{"ids": [...], "scored": [0/1 ...]}`, where `scored` marks the tokens of assistant
-    replies (the text the model was trained to write; perplexity is measured on those). A tokenizer
-    with no chat template gets the turns joined by blank lines, every token scored."""
+    tokens): `{"ids": [...], "scored": [0/1 ...]}`, where `scored` marks what training trains: each
+    assistant reply and its end-of-turn token (`belle_shared.chat_template.reply_spans`); perplexity
+    is measured on those. A tokenizer with no chat template gets the turns joined by blank lines,
+    every token scored."""
+    from belle_shared.chat_template import end_of_turn_token, reply_spans
+
+    end_of_turn = end_of_turn_token(tokenizer) if tokenizer.chat_template else None
     samples = []
     for row in rows:
-        if not tokenizer.chat_template:
+        if end_of_turn is None:
             text = "\n\n".join(turn["value"] for turn in row["conversations"])
             ids = tokenizer(text, add_special_tokens=False)["input_ids"][:max_length]
             samples.append({"ids": ids, "scored": [1] * len(ids)})
             continue
         messages = to_messages(row)
         text = tokenizer.apply_chat_template(messages, tokenize=False)
-        spans = []  # character spans of the assistant replies, from the rendered prefixes
-        for k, message in enumerate(messages):
-            if message["role"] == "assistant":
-                start = len(tokenizer.apply_chat_template(messages[:k], tokenize=False, add_generation_prompt=True))
-                end = len(tokenizer.apply_chat_template(messages[: k + 1], tokenize=False))
-                spans.append((start, end))
+        spans = reply_spans(tokenizer, messages, text, end_of_turn)
         encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
         ids = encoded["input_ids"][:max_length]
-        scored = [int(any(a <= begin < b for a, b in spans)) for begin, _ in encoded["offset_mapping"][:max_length]]
+        scored = [int(any(a <= begin and end <= b for a, b in spans))
+                  for begin, end in encoded["offset_mapping"][:max_length]]
         samples.append({"ids": ids, "scored": scored})
     return samples
 
@@ -129,6 +129,18 @@ def linear_layers(model_path: Path) -> dict[str, int]:
             if isinstance(module, torch.nn.Linear) and module is not output_head}
 
 
+AUTO_GROUP_SIZES = (128, 64, 32, 16)  # BELLE's 128 first: larger groups store fewer scales
+
+
+def choose_group_size(widths: dict[str, int], requested: int | None) -> int:
+    """The spec's group size (checked against every layer's input width), or, unset, the largest of
+    AUTO_GROUP_SIZES that divides them all, else -1 (one group per row)."""
+    if requested is not None:
+        check_group_size(widths, requested)
+        return requested
+    return next((size for size in AUTO_GROUP_SIZES if all(w % size == 0 for w in widths.values())), -1)
+
+
 def check_group_size(widths: dict[str, int], group_size: int) -> None:
     """QuantizeInputError naming the layers whose input width the group size does not divide."""
     if group_size == -1:
@@ -153,14 +165,15 @@ def probe_in_fresh_process(model_dir: Path, samples_file: Path, out: Path) -> di
     return json.loads(out.read_text())
 
 
-def gptq_quantize(run: QuantizeRun, model_path: Path, calibration: list[list[int]], dtype: Any) -> tuple[float, list[str]]:
+def gptq_quantize(run: QuantizeRun, model_path: Path, calibration: list[list[int]], dtype: Any, group_size: int
+                  ) -> tuple[float, list[str]]:
     """Quantize with GPTQModel and save into run.output_dir; returns (seconds, quantized layer names)."""
     import torch
     from gptqmodel import GPTQModel, QuantizeConfig
 
     spec = run.spec
     config = QuantizeConfig(
-        bits=spec.bits, group_size=spec.group_size, desc_act=spec.act_order, sym=spec.symmetric,
+        bits=spec.bits, group_size=group_size, desc_act=spec.act_order, sym=spec.symmetric,
         damp_percent=spec.damp_percent,
         # Group-aware reordering is GPTQModel's own addition; act_order (desc_act) excludes it.
         act_group_aware=not spec.act_order,
@@ -180,7 +193,7 @@ def gptq_quantize(run: QuantizeRun, model_path: Path, calibration: list[list[int
 
 
 def rtn_baseline(run: QuantizeRun, model_path: Path, modules: list[str], held_out: list[dict],
-                 dtype: Any) -> dict[str, Any]:
+                 dtype: Any, group_size: int) -> dict[str, Any]:
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -191,7 +204,7 @@ def rtn_baseline(run: QuantizeRun, model_path: Path, modules: list[str], held_ou
         model = model.to("cuda")
     fp16_bytes = fp16_linear_bytes(model, modules)
     started = time.perf_counter()
-    rtn_quantize_model_(model, modules, bits=run.spec.bits, group_size=run.spec.group_size,
+    rtn_quantize_model_(model, modules, bits=run.spec.bits, group_size=group_size,
                         symmetric=run.spec.symmetric)
     seconds = time.perf_counter() - started
     return {**perplexity(model, held_out), "quantize_seconds": round(seconds, 3), "fp16_linear_bytes": fp16_bytes}
@@ -221,7 +234,7 @@ def quantize(run: QuantizeRun, progress: ProgressWriter) -> dict[str, Any]:
                                  f"({config['quantization_config'].get('quant_method', 'unknown method')})",
                                  param="model_id")
     widths = linear_layers(model_path)
-    check_group_size(widths, spec.group_size)
+    group_size = choose_group_size(widths, spec.group_size)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     calibration_rows, held_out_rows = split_samples(
         read_conversations(run.dataset_file), calibration=spec.calibration_samples, held_out=spec.eval_samples,
@@ -235,15 +248,16 @@ def quantize(run: QuantizeRun, progress: ProgressWriter) -> dict[str, Any]:
     # float32, as the evaluator and the chat engine run models there.
     dtype = source_dtype(model_path) if device == "cuda" else torch.float32
     progress.write("start", calibration_samples=len(calibration), eval_samples=len(held_out), device=device,
-                   dtype=str(dtype).removeprefix("torch."), quantized_modules=len(widths))
+                   dtype=str(dtype).removeprefix("torch."), quantized_modules=len(widths), group_size=group_size,
+                   group_size_from="spec" if spec.group_size is not None else "auto")
 
     progress.write("stage", stage="measure_source", message="measuring the source model")
     source = probe_in_fresh_process(model_path, held_out_file, run.work_dir / "probe-source.json")
     progress.write("measure", variant="source", report=source)
 
-    progress.write("stage", stage="gptq", message=f"GPTQ {spec.bits}-bit, group size {spec.group_size}, "
+    progress.write("stage", stage="gptq", message=f"GPTQ {spec.bits}-bit, group size {group_size}, "
                    f"{len(calibration)} calibration samples on {device}")
-    gptq_seconds, modules = gptq_quantize(run, model_path, calibration, dtype)
+    gptq_seconds, modules = gptq_quantize(run, model_path, calibration, dtype, group_size)
 
     progress.write("stage", stage="measure_gptq", message="reloading the quantized folder in a fresh process")
     gptq = probe_in_fresh_process(run.output_dir, held_out_file, run.work_dir / "probe-gptq.json")
@@ -251,22 +265,24 @@ def quantize(run: QuantizeRun, progress: ProgressWriter) -> dict[str, Any]:
     progress.write("measure", variant="gptq", report=gptq)
 
     progress.write("stage", stage="rtn", message="round-to-nearest baseline at the same bits and group size")
-    rtn = rtn_baseline(run, model_path, modules, held_out, dtype)
+    rtn = rtn_baseline(run, model_path, modules, held_out, dtype, group_size)
     progress.write("measure", variant="rtn", report=rtn)
 
     report = build_report(run, model_path, source=source, gptq=gptq, rtn=rtn, modules=modules,
-                          calibration=len(calibration), held_out=len(held_out))
+                          calibration=len(calibration), held_out=len(held_out), group_size=group_size)
     (run.output_dir / REPORT_FILE).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     return report
 
 
 def build_report(run: QuantizeRun, model_path: Path, *, source: dict, gptq: dict, rtn: dict, modules: list[str],
-                 calibration: int, held_out: int) -> dict[str, Any]:
+                 calibration: int, held_out: int, group_size: int) -> dict[str, Any]:
     quantized_linear = linear_weight_bytes(run.output_dir, modules)
     increase_gptq = gptq["perplexity"] - source["perplexity"]
     increase_rtn = rtn["perplexity"] - source["perplexity"]
     return {
         "spec": run.spec.model_dump(mode="json"),
+        # The group size used: the spec's, or chosen to divide every layer's input width (`auto`).
+        "group_size": {"value": group_size, "from": "spec" if run.spec.group_size is not None else "auto"},
         "quantizer": _versions(),
         "samples": {"calibration": calibration, "held_out": held_out, "tokens_scored": source["tokens"]},
         "size": {

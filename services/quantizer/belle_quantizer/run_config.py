@@ -5,7 +5,8 @@
 
 And the events the run reports in `RUN/progress.jsonl` (see `belle_shared.progress`):
 
-    {"event": "start", "calibration_samples", "eval_samples", "device", "dtype", "quantized_modules"}
+    {"event": "start", "calibration_samples", "eval_samples", "device", "dtype", "quantized_modules",
+     "group_size", "group_size_from"}
     {"event": "stage", "stage", "message"}            # what the run is doing now
     {"event": "measure", "variant", "report"}         # source | gptq | rtn, as they finish
     {"event": "done", "output_path", "report"}        # report: the whole quantization_report.json
@@ -27,7 +28,8 @@ RUN_FILE = "quantize.json"
 REPORT_FILE = "quantization_report.json"
 
 EVENT_FIELDS: dict[str, tuple[str, ...]] = {
-    "start": ("calibration_samples", "eval_samples", "device", "dtype", "quantized_modules"),
+    "start": ("calibration_samples", "eval_samples", "device", "dtype", "quantized_modules", "group_size",
+              "group_size_from"),
     "stage": ("stage", "message"),
     "measure": ("variant", "report"),
     "done": ("output_path", "report"),

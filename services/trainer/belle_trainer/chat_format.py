@@ -81,11 +81,39 @@ def to_messages(row: Mapping[str, Any], *, open_question: bool = False) -> list[
 
 def tokenize_conversation(tokenizer: Any, row: Mapping[str, Any], max_length: int, *,
                           end_of_turn: str) -> EncodedChat | None:
-    """Input ids and labels of a training row under the tokenizer's chat template (see
-    `encode_chat`: longer than `max_length`, the row is cut after its last whole reply that fits, else
-    inside its first reply; None when not one reply token fits). ConversationError for a row that is
-    not a conversation; `belle_shared.chat_template.BoundaryError` for one whose prompt and reply
-    share a token."""
+    """Input ids and labels of a training row under the tokenizer's chat template (`encode_chat`).
+
+    Longer than `max_length`: the row is cut after its last whole reply that fits (no gap in the
+    dialogue). If not even the first reply fits whole, the first question is cut from its start
+    (keeping its end, next to the answer, as BELLE does) until it does; if it does not fit without
+    any question text either, the reply is cut at its end (a cut reply gets no end-of-turn token: it
+    did not end there). None when not one reply token fits. ConversationError for a row that is not
+    a conversation; `belle_shared.chat_template.BoundaryError` for one whose prompt and reply share
+    a token."""
     if max_length < 1:
         raise ValueError("max_length must be positive")
-    return encode_chat(tokenizer, to_messages(row), end_of_turn=end_of_turn, max_length=max_length)
+    messages = to_messages(row)
+    sample = encode_chat(tokenizer, messages, end_of_turn=end_of_turn, max_length=max_length)
+    if sample is not None and sample.whole_replies:
+        return sample
+    first_reply = next(k for k, m in enumerate(messages) if m["role"] == "assistant")
+    pair, question = messages[:first_reply + 1], messages[first_reply - 1]["content"]
+
+    def with_question_end(kept: int) -> EncodedChat | None:
+        shorter = [*pair[:first_reply - 1], {"role": "user", "content": question[len(question) - kept:]}, pair[-1]]
+        return encode_chat(tokenizer, shorter, end_of_turn=end_of_turn, max_length=max_length)
+
+    # The most question characters (kept from its end) under which the first reply still fits whole.
+    low, high, best = 0, len(question) - 1, None
+    while low <= high:
+        kept = (low + high) // 2
+        candidate = with_question_end(kept)
+        if candidate is not None and candidate.whole_replies:
+            best, low = candidate, kept + 1
+        else:
+            high = kept - 1
+    if best is None:
+        best = with_question_end(0)  # no question text, and the reply's start
+    if best is None:
+        return None
+    return EncodedChat(best.input_ids, best.labels, truncated=True, whole_replies=best.whole_replies)

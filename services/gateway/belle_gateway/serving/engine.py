@@ -33,6 +33,7 @@ import torch
 from belle_gateway.serving.cpu_kernels import CpuKernels
 from belle_gateway.serving.output import ReplyText
 from belle_shared.chat_models import context_length, eos_token_ids, generation_settings, render_chat
+from belle_shared.chat_template import reply_prefix
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,11 @@ class ChatTokenizer:
 
     def decode(self, ids: Seq[int]) -> str:
         return self.tokenizer.decode(list(ids), skip_special_tokens=True)
+
+    @property
+    def reply_prefix(self) -> str:
+        """What the chat template puts at the start of every reply (not sent: see serving/output.py)."""
+        return reply_prefix(self.tokenizer)
 
 
 class LoadedModel(ChatTokenizer):
@@ -147,11 +153,12 @@ class Sequence:
     ``{"type": "text", "text": ...}``, ``{"type": "done", "finish_reason", "completion_tokens"}``,
     ``{"type": "error", "message": ...}``. `cancel()` may be called from any thread."""
 
-    def __init__(self, prompt_ids: list[int], options: SamplingOptions, emit: Emit, decode: Callable):
+    def __init__(self, prompt_ids: list[int], options: SamplingOptions, emit: Emit, decode: Callable, *,
+                 reply_prefix: str = ""):
         self.prompt_ids = prompt_ids
         self.options = options
         self.emit = emit
-        self.reply = ReplyText(decode, options.stops)
+        self.reply = ReplyText(decode, options.stops, prefix=reply_prefix)
         self.cancelled = False
         self.finished = False
         self.generator = sampling_generator(options)

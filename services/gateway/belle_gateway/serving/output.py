@@ -9,7 +9,9 @@ was O(n^2) work on the gateway (2,048 tokens: ~0.7 CPU-seconds per reply).
 Two kinds of text are held back until the next token settles them: a tail that is still an
 incomplete UTF-8 character (byte-level tokenizers decode it as U+FFFD), and a tail that could
 be the start of a stop string. A stop string ends the reply; it and everything after it are never
-sent. Standard library only: the decoder is passed in.
+sent. A template may write the start of a reply itself (BELLE's format on a byte-level BPE tokenizer
+ends its prompt in "Assistant:" and the reply starts with the space: `belle_shared.chat_template`);
+that `prefix` is not the model's answer and is not sent. Standard library only: the decoder is passed in.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ REPLACEMENT = "\ufffd"
 
 
 class ReplyText:
-    def __init__(self, decode: Callable[[Sequence[int]], str], stops: Sequence[str] = ()):
+    def __init__(self, decode: Callable[[Sequence[int]], str], stops: Sequence[str] = (), *, prefix: str = ""):
         self._decode = decode
         self._stops = [s for s in stops if s]
+        self._prefix = prefix
         self.ids: list[int] = []
         self.sent = ""  # the text the client has (a prefix of the reply)
         self.stopped = False  # a stop string was seen
@@ -36,7 +39,7 @@ class ReplyText:
     def add(self, token_id: int) -> str:
         """Take one generated token; return the new text that may be sent (often '')."""
         self.ids.append(token_id)
-        text = self._text_so_far()
+        text = self._visible(self._text_so_far())
         cut = self._first_stop(text)
         if cut is not None:
             self.stopped = True
@@ -50,11 +53,19 @@ class ReplyText:
         reply is exactly the decoded tokens."""
         if self.stopped:
             return ""
-        return self._advance(self._decode(self.ids))
+        return self._advance(self._visible(self._decode(self.ids)))
 
     @property
     def text(self) -> str:
         return self.sent
+
+    def _visible(self, text: str) -> str:
+        """The reply without the template's prefix (nothing while the text is still part of it)."""
+        if not self._prefix:
+            return text
+        if text.startswith(self._prefix):
+            return text[len(self._prefix):]
+        return "" if self._prefix.startswith(text) else text
 
     def _text_so_far(self) -> str:
         """`decode(self.ids)`, from the window since the last settled point."""

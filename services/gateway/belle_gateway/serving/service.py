@@ -152,7 +152,7 @@ class _Run:
 
             options = SamplingOptions(max_tokens=max_tokens, temperature=body.temperature, top_p=body.top_p,
                                       seed=seed, stops=body.stops, ignore_eos=body.ignore_eos)
-            self.sequences.append(Sequence(prompt, options, emit, loaded.decode))
+            self.sequences.append(Sequence(prompt, options, emit, loaded.decode, reply_prefix=loaded.reply_prefix))
         try:
             for seq in self.sequences:
                 self.handle.engine.submit(seq)
