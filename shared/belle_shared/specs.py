@@ -165,6 +165,12 @@ class TrainHyperparameters(_Spec):
         "cosine", description="Learning-rate schedule (BELLE: cosine)."
     )
     max_length: int = Field(1024, ge=8, le=131072, description="Maximum tokens per sequence (BELLE: 1024).")
+    max_seconds: float | None = Field(
+        None, gt=0, le=30 * 24 * 3600,
+        description="Train for at most this many seconds (loading and saving not counted): the run measures its "
+        "speed over its first steps and fits the number of steps and the learning-rate schedule to the time "
+        "(the schedule still decays to its end), then stops at the budget even if the estimate was optimistic. "
+        "`epochs` stays the most it trains. Unset: train the epochs, however long that takes.")
     seed: int = Field(42, description="Random seed for data order and initialisation of new weights.")
     precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto", description="Compute precision. auto: bf16 on a GPU that supports it, else fp32. bf16 on a "

@@ -313,3 +313,59 @@ def test_embedded_default_without_the_trainer_skips_and_says_so(tmp_path, monkey
     assert stack.ensure_default_model(settings, log=messages.append) is None
     assert any("not installed" in m for m in messages)
     assert not (tmp_path / "belle" / "models").exists()
+
+
+# ------------------------------------------------------------------------------ model_import
+
+
+def _gguf(path: Path, architecture: str) -> Path:
+    """A small but well-formed GGUF file of `architecture` (one tensor, a tokenizer's keys)."""
+    import gguf
+    import numpy as np
+
+    writer = gguf.GGUFWriter(str(path), architecture)
+    writer.add_tokenizer_model("gpt2")
+    writer.add_token_list(["a", "b"])
+    writer.add_tensor("token_embd.weight", np.zeros((2, 4), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def test_model_imports_that_cannot_work_are_refused_before_anything_is_queued(live, team, model_root, real_model):
+    """A GGUF of an architecture the platform does not import, a truncated GGUF, a folder without a tokenizer or
+    without weights, a path outside the model roots: each a 400 naming `path` and saying what is wrong; no job,
+    no model."""
+    from belle_shared.model_sources import BUNDLED_MODELS
+
+    http, settings = live
+    _, headers = team
+    bundled = BUNDLED_MODELS["smollm2"]
+    source = settings.resolved_cache_dir / "bundled" / f"{bundled.package}-{bundled.version}" / Path(bundled.member).name
+    truncated = model_root / "truncated.gguf"
+    with open(source, "rb") as f:
+        truncated.write_bytes(f.read(3_000_000))
+    cases = {
+        str(_gguf(model_root / "rwkv.gguf", "rwkv6")): "architecture 'rwkv6' is not one this platform imports",
+        str(truncated): "truncated",
+        str(make_folder(model_root / "no-tokenizer", LLAMA_CONFIG, tokenizer=())): "a tokenizer",
+        str(make_folder(model_root / "no-weights", LLAMA_CONFIG, weights=())): "weights",
+        str(model_root / "absent.gguf"): "no such file",
+        "/etc/passwd": "outside the folders",
+        str(model_root / "notes.txt"): "neither a GGUF file nor a Hugging Face model folder",
+    }
+    (model_root / "notes.txt").write_text("not a model")
+    jobs_before = http.get("/v1/jobs", headers=headers).json()["count"]
+    models_before = len(http.get("/v1/models", headers=headers).json()["data"])
+    for path, message in cases.items():
+        error = _error(http.post("/v1/jobs", headers=headers, json={"type": "model_import", "path": path}), 400)
+        assert error["param"] == "path" and error["code"] == "invalid_model", error
+        assert message in error["message"], (path, error["message"])
+    for spec, param in (({"type": "model_import"}, None), ({"type": "model_import", "bundled": "llama-70b"}, "bundled"),
+                        ({"type": "model_import", "bundled": "smollm2", "name": "has space"}, "name")):
+        error = _error(http.post("/v1/jobs", headers=headers, json=spec), 400)
+        assert param is None or error["param"] == param, error
+    assert http.get("/v1/jobs", headers=headers).json()["count"] == jobs_before
+    assert len(http.get("/v1/models", headers=headers).json()["data"]) == models_before

@@ -206,6 +206,28 @@ def test_bf16_on_cpu_trains_and_saves_a_bf16_model(models, train_file, tmp_path)
     assert load_in_fresh_process(final)["new_tokens"] == 4
 
 
+def test_a_time_budget_fits_the_steps_and_the_schedule(models, train_file, tmp_path):
+    """max_seconds: the run measures its speed, fits the number of steps to the budget, decays the
+    cosine schedule to its end over them, and stops in time."""
+    budget = 8.0
+    run_json = write_run(tmp_path / "run", models["llama"], train_file, method="full", zero_stage=0,
+                         validation_split=0.0, hyperparameters={"epochs": 100, "learning_rate": 1e-3,
+                                                                "max_seconds": budget, "warmup_ratio": 0.0})
+    code, events, _ = launch(run_json, 1)
+    assert code == 0, stderr_tail(run_json.parent)
+    (start,) = [e for e in events if e["event"] == "start"]
+    (fitted,) = [e for e in events if e["event"] == "budget"]
+    steps = [e for e in events if e["event"] == "step"]
+    done = events[-1]
+    assert fitted["planned_steps"] == start["total_steps"] > fitted["total_steps"] >= done["step"] > 3
+    assert fitted["seconds_per_step"] > 0 and fitted["max_seconds"] == budget
+    assert done["train_seconds"] < budget + 3  # stopped at the budget (the last step and the final sync)
+    # The schedule spans the fitted steps: the learning rate decays to near zero by the last one.
+    # (The planned schedule, ~3,000 steps long, would still be above 0.99 of the peak there.)
+    assert steps[-1]["step"] == done["step"] and steps[-1]["learning_rate"] < 0.3 * 1e-3
+    assert len(steps) >= 10
+
+
 def test_lora_zero3_two_processes_merges_into_final(models, train_file, tmp_path):
     run_json = write_run(tmp_path / "run", models["bloom"], train_file, method="lora", zero_stage=3,
                          num_processes=2, hyperparameters={"learning_rate": 3e-3})

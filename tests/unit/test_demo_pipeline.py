@@ -40,3 +40,44 @@ def test_native_bf16_is_read_from_the_cpu_flags(tmp_path, flags, native):
 def test_training_precision_follows_the_cpu(monkeypatch, native):
     monkeypatch.setattr(demo, "cpu_has_native_bf16", lambda: native)
     assert _train(_load())["hyperparameters"]["precision"] == ("bf16" if native else "auto")
+
+
+def test_the_real_models_pipeline_imports_it_first_and_uses_it_throughout():
+    spec = demo.load_demo_pipeline(teacher_url="http://127.0.0.1:1/v1", base_model=None,
+                                   eval_file_id="00000000-0000-0000-0000-000000000001",
+                                   options=demo.DemoOptions(model="smollm2", train_seconds=90, rows=500))
+    PipelineSpec.model_validate(spec)
+    steps = {step["name"]: step["spec"] for step in spec["steps"]}
+    assert steps["base"] == {"type": "model_import", "bundled": "smollm2"}
+    assert steps["train"]["base_model"] == "${base.model_id}"
+    assert steps["evaluate"]["model_ids"][0] == "${base.model_id}"
+    assert steps["train"]["hyperparameters"]["max_seconds"] == 90 and steps["data"]["target_count"] == 500
+    assert demo.DemoOptions(model="smollm2").eval_questions == 60
+    with pytest.raises(ValueError, match="model must be one of"):
+        demo.DemoOptions(model="gpt-5")
+
+
+def test_training_is_sized_by_time_in_both_demos():
+    for model in demo.PIPELINE_FILES:
+        options = demo.DemoOptions(model=model)
+        base = "demo-base" if model == "tiny" else None
+        spec = demo.load_demo_pipeline(teacher_url="http://127.0.0.1:1/v1", base_model=base,
+                                       eval_file_id="00000000-0000-0000-0000-000000000001", options=options)
+        assert _train(spec)["hyperparameters"]["max_seconds"] > 0
+
+
+def test_a_running_training_step_shows_step_of_total_loss_speed_and_time_left():
+    from belle_cli.pipelines import StepProgress
+
+    progress = StepProgress()
+
+    def event(kind, message, seconds, **data):
+        return {"kind": kind, "message": message, "data": data, "created_at": f"2026-12-04T10:00:{seconds:02d}+00:00"}
+
+    progress.add(event("status", "120 steps over 960 samples on 1 process(es)", 0, total_steps=120))
+    assert progress.line.startswith("120 steps")
+    progress.add(event("metrics", "step 10: loss 2.5", 10, step=10, loss=2.5, tokens_per_second=900.0))
+    progress.add(event("status", "time budget 60s: 50 of 120 steps", 11, total_steps=50))
+    progress.add(event("metrics", "step 20: loss 1.25", 20, step=20, loss=1.25, tokens_per_second=1000.0))
+    # 10 steps in 10 s, 30 to go (the fitted total).
+    assert progress.line == "step 20/50, loss 1.250, 1,000 tok/s, ~30s left"

@@ -153,8 +153,10 @@ class ProgressEvents(TrainerCallback):
         self.resumed = resumed
         self.last_save_step: int | None = None
         self.last_eval: tuple[int, float] | None = None  # (step, eval_loss)
+        self.total_steps: int | None = None  # as planned at the start
 
     def on_train_begin(self, args, state, control, **kwargs):
+        self.total_steps = state.max_steps
         self.writer.write("start", total_steps=state.max_steps,
                           resumed_from_step=state.global_step if self.resumed else None, **self.start_fields)
 

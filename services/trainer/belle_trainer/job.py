@@ -220,6 +220,10 @@ class _ProgressFollower:
                 self._last_step_event = now
                 self.ctx.event(f"step {record['step']}: loss {record.get('loss', float('nan')):.4f}",
                                kind="metrics", **data)
+        elif kind == "budget":
+            self.ctx.event(f"time budget {record['max_seconds']:.0f}s at {record['seconds_per_step']:.2f}s per step: "
+                           f"{record['total_steps']} of {record['planned_steps']} steps, the schedule fitted to them",
+                           kind="status", **data)
         elif kind == "eval":
             self.last_metrics.update(eval_loss=record.get("eval_loss"))
             self.ctx.event(f"step {record['step']}: eval loss {record['eval_loss']:.4f}", kind="metrics", **data)

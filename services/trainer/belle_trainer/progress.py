@@ -8,6 +8,7 @@ process that was killed between two events (a line is one `write` of a few hundr
      "resumed_from_step", "trainable_parameters", "total_parameters", "dropped_samples"}
     {"event": "step", "step", "epoch", "loss", "learning_rate", "tokens_per_second", "trained_tokens"}
     {"event": "eval", "step", "eval_loss"}
+    {"event": "budget", "total_steps", "planned_steps", "seconds_per_step", "max_seconds"}  # max_seconds fitted
     {"event": "checkpoint", "step", "path"}             # only once the folder is complete
     {"event": "done", "step", "train_loss", "eval_loss", "model_path", "adapter_path", "train_seconds",
      "trained_tokens"}
@@ -31,6 +32,7 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
               "trainable_parameters", "total_parameters", "dropped_samples"),
     "step": ("step", "epoch", "loss", "learning_rate", "tokens_per_second", "trained_tokens"),
     "eval": ("step", "eval_loss"),
+    "budget": ("total_steps", "planned_steps", "seconds_per_step", "max_seconds"),
     "checkpoint": ("step", "path"),
     "done": ("step", "train_loss", "eval_loss", "model_path", "adapter_path", "train_seconds", "trained_tokens"),
     "error": ("message",),

@@ -229,6 +229,16 @@ def run(config, writer: ProgressWriter, *, rank: int, world_size: int) -> dict[s
     events = ProgressEvents(writer, run_dir=run_dir, resumed=resume_from is not None, start_fields={
         "num_train_samples": len(data.train), "num_eval_samples": len(data.validation), "world_size": world_size,
         "trainable_parameters": trainable, "total_parameters": total, "dropped_samples": data.dropped})
+    callbacks = [events]
+    if hp.max_seconds is not None:
+        from belle_trainer.time_budget import TimeBudget
+
+        def fitted(steps: int, per_step: float) -> None:
+            writer.write("budget", total_steps=steps, planned_steps=events.total_steps, seconds_per_step=per_step,
+                         max_seconds=hp.max_seconds)
+
+        callbacks.append(TimeBudget(hp.max_seconds, scheduler_name=hp.lr_scheduler, warmup_ratio=hp.warmup_ratio,
+                                    on_fit=fitted))
     trainer = BelleTrainer(
         model=model,
         args=args,
@@ -236,7 +246,7 @@ def run(config, writer: ProgressWriter, *, rank: int, world_size: int) -> dict[s
         eval_dataset=ListDataset(data.validation) if data.validation else None,
         data_collator=Collator(pad_token_id(tokenizer), mask_dtype=torch.bfloat16 if bf16 else torch.float32),
         processing_class=tokenizer,
-        callbacks=[events],
+        callbacks=callbacks,
     )
 
     started = time.perf_counter()

@@ -93,7 +93,7 @@ class Method(BaseModel):
 
 # Hyper-parameters OpenAI has no name for; given in `belle`, they go to spec.hyperparameters.
 EXTRA_HYPERPARAMETERS = ("learning_rate", "gradient_accumulation_steps", "warmup_ratio", "weight_decay",
-                         "lr_scheduler", "max_length", "precision")
+                         "lr_scheduler", "max_length", "precision", "max_seconds")
 
 
 class BelleOptions(BaseModel):
@@ -115,6 +115,7 @@ class BelleOptions(BaseModel):
     lr_scheduler: str | None = None
     max_length: int | None = None
     precision: str | None = None
+    max_seconds: float | None = None
 
 
 class FineTuningJobCreate(BaseModel):

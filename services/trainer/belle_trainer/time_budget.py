@@ -1,0 +1,105 @@
+"""Training sized by time (`hyperparameters.max_seconds`): the run measures its own speed over its
+first steps, fits the number of steps and the learning-rate schedule to the time left, and stops at
+the budget even if the estimate was optimistic.
+
+Why: the same recipe runs at very different speeds on different machines (a CPU without bf16
+instructions trains a bf16-minded recipe ~20x slower; two "2-core" machines differ 2x), so a demo or
+a team's nightly job sized in epochs can take twice its promise. Sized in seconds, the schedule still
+decays to its end (cosine, linear) instead of being cut off at a high learning rate.
+
+The fit happens once, after `FIT_AFTER_SECONDS` of training (or `FIT_AFTER_STEPS` steps, whichever
+comes later): steps = min(planned steps, steps done + time left / seconds per step so far). Every
+process of a run takes rank 0's numbers (one broadcast), so all stop at the same step.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import Any
+
+import torch
+from transformers import TrainerCallback
+
+log = logging.getLogger(__name__)
+
+FIT_AFTER_STEPS = 3       # steps measured before the fit (the first one, with its warm-up, not counted)
+FIT_AFTER_SECONDS = 0.05  # ... and at least this share of the budget
+LOG_LINES = 50            # progress lines over a fitted run
+
+
+def _broadcast(values: list[float]) -> list[float]:
+    """Rank 0's values on every process (no-op in a single process)."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return values
+    tensor = torch.tensor(values, dtype=torch.float64)
+    torch.distributed.broadcast(tensor, src=0)
+    return tensor.tolist()
+
+
+def refit_schedule(scheduler: Any, optimizer: Any, *, name: str, total_steps: int, warmup_ratio: float) -> None:
+    """Make a LambdaLR-based schedule (every schedule `transformers.get_scheduler` makes) span
+    `total_steps` from now on, keeping its shape: its lambdas are swapped for those of a fresh schedule
+    of the same kind, built on a stand-in optimizer with as many parameter groups (so the real
+    optimizer's learning rates are not touched until the next step)."""
+    from transformers import get_scheduler
+
+    stand_in = torch.optim.SGD([{"params": [torch.zeros(1, requires_grad=True)]}
+                                for _ in optimizer.param_groups], lr=1.0)
+    warmup = math.ceil(warmup_ratio * total_steps) if warmup_ratio < 1 else int(warmup_ratio)
+    fresh = get_scheduler(name, stand_in, num_warmup_steps=warmup, num_training_steps=total_steps)
+    scheduler.lr_lambdas = list(fresh.lr_lambdas)
+
+
+class TimeBudget(TrainerCallback):
+    """Fits the run to `seconds` of training (see the module's docstring); `on_fit(total, seconds_per_step)`
+    reports the fitted number of steps (rank 0 writes it as a progress event)."""
+
+    def __init__(self, seconds: float, *, scheduler_name: str, warmup_ratio: float, on_fit=None):
+        self.seconds = seconds
+        self.scheduler_name = scheduler_name
+        self.warmup_ratio = warmup_ratio
+        self.on_fit = on_fit
+        self.started: float | None = None
+        self.first_step_done: float | None = None
+        self.first_step: int = 0
+        self.fitted_steps: int | None = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.started = time.perf_counter()
+        self.first_step = state.global_step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        now = time.perf_counter()
+        if self.first_step_done is None:
+            self.first_step_done = now  # the first step pays for warm-up: measure from its end
+            self.first_step = state.global_step
+        elapsed = now - self.started
+        measured = state.global_step - self.first_step
+        if (self.fitted_steps is None and measured >= FIT_AFTER_STEPS
+                and elapsed >= FIT_AFTER_SECONDS * self.seconds):
+            per_step = (now - self.first_step_done) / measured
+            left = max(0, int((self.seconds - elapsed) / per_step))
+            total, per_step = _broadcast([min(state.max_steps, state.global_step + left), per_step])
+            self.fitted_steps = max(state.global_step, int(total))
+            if self.fitted_steps < state.max_steps:
+                scheduler = kwargs.get("lr_scheduler")
+                optimizer = kwargs.get("optimizer")
+                if scheduler is not None and optimizer is not None and hasattr(scheduler, "lr_lambdas"):
+                    refit_schedule(scheduler, optimizer, name=self.scheduler_name, total_steps=self.fitted_steps,
+                                   warmup_ratio=self.warmup_ratio)
+                log.info("time budget %.0fs: %.3fs per step, %d of %d steps", self.seconds, per_step,
+                         self.fitted_steps, state.max_steps)
+                state.max_steps = self.fitted_steps
+            if self.on_fit is not None:
+                self.on_fit(self.fitted_steps, per_step)
+        over = _broadcast([float(elapsed >= self.seconds)])[0] > 0  # rank 0's clock decides for all
+        if state.global_step >= state.max_steps or over:
+            control.should_training_stop = True
+        # The Trainer's logging interval was set from the planned steps: log about LOG_LINES times over
+        # the fitted ones instead (every step until the fit), and at the last step.
+        every = max(1, round(self.fitted_steps / LOG_LINES)) if self.fitted_steps else 1
+        if state.global_step % every == 0 or control.should_training_stop:
+            control.should_log = True
+        return control

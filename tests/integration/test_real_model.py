@@ -1,0 +1,200 @@
+"""The whole recipe on a real pretrained model (SmolLM2-135M-Instruct, the bundled model), through the
+queue: a `model_import` job registers it, LoRA trains it in its own ChatML template and a full fine-tune
+in BELLE's, GPTQ quantizes it to 4 bits with a group size that divides its 576-wide layers, the
+evaluator scores base, fine-tuned and 4-bit models (exact match), chat streams from each, and lineage
+leads back to the import. Training takes a handful of steps; what takes minutes is the demo's
+(`belle demo --model smollm2`) and the benchmarks'.
+
+Its own module: it runs its own datagen, trainer, quantizer and evaluator workers."""
+
+from __future__ import annotations
+
+import json
+import random
+import uuid
+from pathlib import Path
+
+import pytest
+
+from belle_shared.teams import create_team
+from belle_teacher.evalset import make_eval_set
+from belle_teacher.tasks import generate_task
+from conftest import WorkerProcess
+from helpers import events, upload, wait_status
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+WORKERS = ("belle_datagen.worker", "belle_trainer.worker", "belle_quantizer.worker", "belle_evaluator.worker")
+
+
+def _rows(n: int, seed: int) -> list[dict]:
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        task = generate_task(rng, "zh", kind=rng.choice(["parity", "extreme", "case"]))
+        rows.append({"instruction": task.instruction + ("\n" + task.input if task.input else ""), "input": "",
+                     "output": task.output})
+    return rows
+
+
+@pytest.fixture(scope="module")
+def recipe(client, settings, session_factory, real_model, tmp_path_factory):
+    """A team, the workers, and what the tests make along the way (filled in as they run, in order)."""
+    with session_factory() as session:
+        _, key = create_team(session, name=f"team-{uuid.uuid4().hex[:8]}", secret=settings.secret_key)
+        session.commit()
+    logs = tmp_path_factory.mktemp("real-model-logs")
+    workers = [WorkerProcess(settings, logs / f"{module}.log", module=module) for module in WORKERS]
+    try:
+        yield {"headers": {"Authorization": f"Bearer {key}"}}
+    finally:
+        for worker in workers:
+            worker.stop()
+
+
+def _job(client, headers, spec: dict, timeout: float = 300) -> dict:
+    response = client.post("/v1/jobs", headers=headers, json=spec)
+    assert response.status_code == 201, response.text
+    job = wait_status(client, headers, response.json()["id"], timeout=timeout)
+    assert job["status"] == "succeeded", job["error"]
+    return job
+
+
+def _chat(client, headers, model: str, question: str) -> tuple[str, str]:
+    """A streamed greedy reply: (text, finish reason)."""
+    body = {"model": model, "messages": [{"role": "user", "content": question}], "temperature": 0,
+            "max_tokens": 48, "stream": True}
+    text, finish = "", None
+    with client.stream("POST", "/v1/chat/completions", headers=headers, json=body) as response:
+        assert response.status_code == 200, response.read()
+        for line in response.iter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            choice = json.loads(line[6:])["choices"][0]
+            text += choice["delta"].get("content") or ""
+            finish = choice.get("finish_reason") or finish
+    return text, finish
+
+
+def test_import_the_bundled_model(client, recipe, session_factory):
+    headers = recipe["headers"]
+    job = _job(client, headers, {"type": "model_import", "bundled": "smollm2"})
+    result = job["result"]
+    assert result["model"] == "smollm2-135m-instruct" and result["model_type"] == "llama"
+    assert result["end_of_turn"] == "<|im_end|>" and result["chat_template"] is True
+    assert 130e6 < result["parameters"] < 140e6
+    model = client.get("/v1/models/smollm2-135m-instruct", headers=headers).json()
+    assert model["kind"] == "base" and model["owned_by"] != "belle"
+    assert model["details"]["hidden_size"] == 576 and model["details"]["import"]["source"]["format"] == "gguf"
+    stages = [e["data"].get("stage") for e in events(client, headers, job["id"]) if e["data"]]
+    assert "copy" not in stages  # the converted folder goes from the cache to the store directly
+    lineage = client.get("/v1/models/smollm2-135m-instruct/lineage", headers=headers).json()
+    assert lineage["chain"][0]["made_by"]["id"] == job["id"]
+
+    # Imported twice under one name: a 409 before anything is queued.
+    again = client.post("/v1/jobs", headers=headers, json={"type": "model_import", "bundled": "smollm2",
+                                                           "name": "smollm2-135m-instruct"})
+    assert again.status_code == 409 and again.json()["error"]["param"] == "name"
+
+    # The real model answers in real language, and stops at its end-of-turn token.
+    text, finish = _chat(client, headers, "smollm2-135m-instruct", "What is the capital of France?")
+    assert "Paris" in text and finish == "stop"
+    recipe["base"] = result["model"]
+
+
+def test_lora_trains_in_the_bases_own_template(client, recipe):
+    headers = recipe["headers"]
+    file = upload(client, headers, _rows(12, seed=0))
+    imported = _job(client, headers, {"type": "import", "file_id": file["id"]}, timeout=60)
+    recipe["dataset_id"] = imported["result"]["dataset_id"]
+    job = _job(client, headers, {
+        "type": "train", "base_model": recipe["base"], "dataset_id": recipe["dataset_id"], "method": "lora",
+        "zero_stage": 0, "validation_split": 0.0, "lora": {"r": 8, "alpha": 16},
+        "hyperparameters": {"epochs": 3, "batch_size": 4, "gradient_accumulation_steps": 1, "max_length": 160,
+                            "learning_rate": 2e-3, "warmup_ratio": 0.0, "lr_scheduler": "constant"}})
+    losses = [e["data"]["loss"] for e in events(client, headers, job["id"])
+              if e["kind"] == "metrics" and e["data"] and e["data"].get("loss") is not None]
+    assert len(losses) >= 6 and losses[-1] < losses[0]  # it learns
+    name = job["result"]["fine_tuned_model"]
+
+    folder = _folder(client, headers, name)
+    base_folder = _folder(client, headers, recipe["base"])
+    record = json.loads((folder / "belle_training.json").read_text())
+    assert (record["chat_template"], record["end_of_turn"]) == ("base", "<|im_end|>")
+    assert (folder / "chat_template.jinja").read_text() == (base_folder / "chat_template.jinja").read_text()
+    assert _changed(folder, base_folder, "model.layers.0.self_attn.q_proj.weight")  # the adapter was merged in
+    recipe["lora"] = name
+
+
+def test_full_fine_tune_in_belles_template(client, recipe):
+    from belle_shared.chat_template import BELLE_TEMPLATE_SPACE_IN_REPLY
+
+    headers = recipe["headers"]
+    job = _job(client, headers, {
+        "type": "train", "base_model": recipe["base"], "dataset_id": recipe["dataset_id"], "method": "full",
+        "chat_template": "belle", "zero_stage": 0, "validation_split": 0.0, "packing": False,
+        "hyperparameters": {"epochs": 1, "batch_size": 4, "gradient_accumulation_steps": 1, "max_length": 128,
+                            "learning_rate": 1e-5}})
+    name = job["result"]["fine_tuned_model"]
+    folder = _folder(client, headers, name)
+    assert json.loads((folder / "belle_training.json").read_text())["chat_template"] == "belle"
+    # BELLE's format, spelt for a byte-level BPE: the space after "Assistant:" belongs to the reply.
+    assert (folder / "chat_template.jinja").read_text() == BELLE_TEMPLATE_SPACE_IN_REPLY
+    text, _ = _chat(client, headers, name, "What is the capital of France?")
+    assert text and not text.startswith(" ")  # the template's space is not sent
+
+
+def test_gptq_picks_a_group_size_that_divides_576(client, recipe):
+    headers = recipe["headers"]
+    job = _job(client, headers, {"type": "quantize", "model_id": recipe["lora"], "bits": 4, "calibration_samples": 4,
+                                 "eval_samples": 4, "calibration_length": 128}, timeout=600)
+    result = job["result"]
+    assert result["quantized_model"].startswith(f"{recipe['lora']}:gptq-w4g64:")
+    model = client.get(f"/v1/models/{result['quantized_model']}", headers=headers).json()
+    report = model["details"]["quantization_report"]
+    assert report["group_size"] == {"value": 64, "from": "auto"}
+    perplexity = report["perplexity"]
+    # A real model loses something to 4 bits, GPTQ less than round-to-nearest.
+    assert perplexity["source"] < perplexity["gptq"] < perplexity["rtn"]
+    text, finish = _chat(client, headers, result["quantized_model"], "What is the capital of France?")
+    assert text and finish in ("stop", "length")
+    recipe["gptq"] = result["quantized_model"]
+
+
+def test_evaluate_base_fine_tuned_and_4_bit(client, recipe, tmp_path):
+    headers = recipe["headers"]
+    rows = make_eval_set(6, seed=11, kinds=["parity", "extreme", "case"])
+    file = upload(client, headers, rows, filename="eval.jsonl", purpose="eval")
+    models = [recipe["base"], recipe["lora"], recipe["gptq"]]
+    job = _job(client, headers, {"type": "eval", "mode": "reference", "eval_file_id": file["id"], "model_ids": models,
+                                 "generation": {"max_new_tokens": 16}, "batch_size": 6}, timeout=300)
+    scores = client.get(f"/v1/evals/{job['id']}", headers=headers).json()["scores"]
+    assert set(scores) == set(models)
+    assert all(scores[m]["overall"] for m in models)
+    lineage = client.get(f"/v1/models/{recipe['gptq']}/lineage", headers=headers).json()
+    assert [link["model"]["id"] for link in lineage["chain"]] == [recipe["gptq"], recipe["lora"], recipe["base"]]
+    assert lineage["chain"][-1]["made_by"]["type"] == "model_import"
+
+
+def _folder(client, headers, name: str) -> Path:
+    """The model's folder (the artifact store is a local folder in the tests)."""
+    from sqlalchemy import select
+
+    from belle_shared.db.models import Model
+
+    model_id = client.get(f"/v1/models/{name}", headers=headers).json()["belle_id"]
+    with client.app.state.session_factory() as session:
+        return Path(session.scalar(select(Model.uri).where(Model.id == uuid.UUID(model_id))))
+
+
+def _changed(folder: Path, base: Path, tensor: str) -> bool:
+    from safetensors import safe_open
+
+    def load(path: Path):
+        for file in sorted(path.glob("*.safetensors")):
+            with safe_open(str(file), "pt") as f:
+                if tensor in f.keys():
+                    return f.get_tensor(tensor).float()
+        raise AssertionError(f"{tensor} not in {path}")
+
+    return not bool((load(folder) == load(base)).all())
