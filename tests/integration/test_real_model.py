@@ -20,7 +20,7 @@ from belle_shared.teams import create_team
 from belle_teacher.evalset import make_eval_set
 from belle_teacher.tasks import generate_task
 from conftest import WorkerProcess
-from helpers import events, upload, wait_status
+from helpers import events, measure_in_fresh_process, upload, wait_status
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -146,16 +146,34 @@ def test_full_fine_tune_in_belles_template(client, recipe):
 
 def test_gptq_picks_a_group_size_that_divides_576(client, recipe):
     headers = recipe["headers"]
+    refused = client.post("/v1/jobs", headers=headers, json={"type": "quantize", "model_id": recipe["lora"],
+                                                             "group_size": 128, "calibration_samples": 4,
+                                                             "eval_samples": 4})
+    assert refused.status_code == 400 and refused.json()["error"]["param"] == "group_size"
+    assert "576" in refused.json()["error"]["message"] and "64" in refused.json()["error"]["message"]
+
     job = _job(client, headers, {"type": "quantize", "model_id": recipe["lora"], "bits": 4, "calibration_samples": 4,
                                  "eval_samples": 4, "calibration_length": 128}, timeout=600)
     result = job["result"]
     assert result["quantized_model"].startswith(f"{recipe['lora']}:gptq-w4g64:")
-    model = client.get(f"/v1/models/{result['quantized_model']}", headers=headers).json()
-    report = model["details"]["quantization_report"]
+    folder = _folder(client, headers, result["quantized_model"])
+    report = json.loads((folder / "quantization_report.json").read_text())
     assert report["group_size"] == {"value": 64, "from": "auto"}
+    # The GPTQ layout computed by hand for SmolLM2's 30 layers (in, out): q and o 576x576, k and v 576x192
+    # (3 KV heads), gate and up 576x1536, down 1536x576. Packed 4-bit weights, a float16 scale and a packed
+    # zero point per group of 64 inputs per output, and one int32 group index per input.
+    layers = 30 * [(576, 576), (576, 192), (576, 192), (576, 576), (576, 1536), (576, 1536), (1536, 576)]
+    assert report["size"]["linear_fp16_bytes"] == sum(2 * i * o for i, o in layers)
+    assert report["size"]["linear_quantized_bytes"] == sum(i * o / 2 + (i // 64) * o * 2.5 + 4 * i for i, o in layers)
     perplexity = report["perplexity"]
     # A real model loses something to 4 bits, GPTQ less than round-to-nearest.
     assert perplexity["source"] < perplexity["gptq"] < perplexity["rtn"]
+    # The recorded perplexity is what a fresh process measures on the same held-out rows.
+    dataset = _dataset_file(client, recipe["dataset_id"])
+    measured = measure_in_fresh_process(str(folder), dataset, job["spec"])
+    assert measured["perplexity"] == pytest.approx(perplexity["gptq"], rel=1e-4)
+    assert measured["layer"] != "Linear" and measured["generated"] == 8
+
     text, finish = _chat(client, headers, result["quantized_model"], "What is the capital of France?")
     assert text and finish in ("stop", "length")
     recipe["gptq"] = result["quantized_model"]
@@ -185,6 +203,13 @@ def _folder(client, headers, name: str) -> Path:
     model_id = client.get(f"/v1/models/{name}", headers=headers).json()["belle_id"]
     with client.app.state.session_factory() as session:
         return Path(session.scalar(select(Model.uri).where(Model.id == uuid.UUID(model_id))))
+
+
+def _dataset_file(client, dataset_id: str) -> str:
+    from belle_shared.db.models import Dataset
+
+    with client.app.state.session_factory() as session:
+        return session.get(Dataset, uuid.UUID(dataset_id)).artifact.uri
 
 
 def _changed(folder: Path, base: Path, tensor: str) -> bool:
