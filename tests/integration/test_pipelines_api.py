@@ -2,7 +2,7 @@
 
 The steps here are import jobs (cheap); the rules for references between steps are in
 test_pipeline_rules.py, and a whole datagen -> train -> quantize -> eval pipeline runs in
-test_learning.py.
+test_demo.py (`belle demo`).
 """
 
 from __future__ import annotations

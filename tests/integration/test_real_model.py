@@ -18,7 +18,7 @@ import pytest
 
 from belle_shared.teams import create_team
 from belle_teacher.evalset import make_eval_set
-from belle_teacher.tasks import generate_task
+from belle_teacher.tasks import generate_task, question_of
 from conftest import WorkerProcess
 from helpers import events, measure_in_fresh_process, upload, wait_status
 
@@ -27,13 +27,22 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 WORKERS = ("belle_datagen.worker", "belle_trainer.worker", "belle_quantizer.worker", "belle_evaluator.worker")
 
 
+# Three kinds of the offline teacher's family that a pretrained model picks up in a few dozen rows; the
+# eval questions are held out of the training rows.
+KINDS = ["extreme", "parity", "case"]
+EVAL_QUESTIONS = make_eval_set(24, seed=11, kinds=KINDS)
+
+
 def _rows(n: int, seed: int) -> list[dict]:
+    holdout = frozenset(row["question"] for row in EVAL_QUESTIONS)
     rng = random.Random(seed)
-    rows = []
-    for _ in range(n):
-        task = generate_task(rng, "zh", kind=rng.choice(["parity", "extreme", "case"]))
-        rows.append({"instruction": task.instruction + ("\n" + task.input if task.input else ""), "input": "",
-                     "output": task.output})
+    rows, seen = [], set()
+    while len(rows) < n:
+        task = generate_task(rng, "zh", kind=rng.choice(KINDS), avoid=holdout)
+        question = question_of(task.instruction, task.input)
+        if question not in seen and question not in holdout:
+            seen.add(question)
+            rows.append({"instruction": question, "input": "", "output": task.output})
     return rows
 
 
@@ -104,17 +113,17 @@ def test_import_the_bundled_model(client, recipe, session_factory):
 
 def test_lora_trains_in_the_bases_own_template(client, recipe):
     headers = recipe["headers"]
-    file = upload(client, headers, _rows(12, seed=0))
+    file = upload(client, headers, _rows(48, seed=1))
     imported = _job(client, headers, {"type": "import", "file_id": file["id"]}, timeout=60)
     recipe["dataset_id"] = imported["result"]["dataset_id"]
     job = _job(client, headers, {
         "type": "train", "base_model": recipe["base"], "dataset_id": recipe["dataset_id"], "method": "lora",
-        "zero_stage": 0, "validation_split": 0.0, "lora": {"r": 8, "alpha": 16},
-        "hyperparameters": {"epochs": 3, "batch_size": 4, "gradient_accumulation_steps": 1, "max_length": 160,
-                            "learning_rate": 2e-3, "warmup_ratio": 0.0, "lr_scheduler": "constant"}})
+        "zero_stage": 0, "validation_split": 0.0, "lora": {"r": 16, "alpha": 32, "dropout": 0.0},
+        "hyperparameters": {"epochs": 2, "batch_size": 4, "gradient_accumulation_steps": 1, "max_length": 160,
+                            "learning_rate": 2e-3, "warmup_ratio": 0.05}})
     losses = [e["data"]["loss"] for e in events(client, headers, job["id"])
               if e["kind"] == "metrics" and e["data"] and e["data"].get("loss") is not None]
-    assert len(losses) >= 6 and losses[-1] < losses[0]  # it learns
+    assert len(losses) >= 12 and losses[-1] < losses[0] / 4  # it learns (what it learns: the eval below)
     name = job["result"]["fine_tuned_model"]
 
     folder = _folder(client, headers, name)
@@ -130,11 +139,14 @@ def test_full_fine_tune_in_belles_template(client, recipe):
     from belle_shared.chat_template import BELLE_TEMPLATE_SPACE_IN_REPLY
 
     headers = recipe["headers"]
+    # Sized by time: a few steps of the 12 an epoch holds, the schedule fitted to them (a `budget` event).
     job = _job(client, headers, {
         "type": "train", "base_model": recipe["base"], "dataset_id": recipe["dataset_id"], "method": "full",
         "chat_template": "belle", "zero_stage": 0, "validation_split": 0.0, "packing": False,
         "hyperparameters": {"epochs": 1, "batch_size": 4, "gradient_accumulation_steps": 1, "max_length": 128,
-                            "learning_rate": 1e-5}})
+                            "learning_rate": 1e-5, "max_seconds": 12}})
+    (fitted,) = [e["data"] for e in events(client, headers, job["id"]) if e["data"] and "planned_steps" in e["data"]]
+    assert job["result"]["steps"] <= fitted["total_steps"] < fitted["planned_steps"] == 12
     name = job["result"]["fine_tuned_model"]
     folder = _folder(client, headers, name)
     assert json.loads((folder / "belle_training.json").read_text())["chat_template"] == "belle"
@@ -179,16 +191,21 @@ def test_gptq_picks_a_group_size_that_divides_576(client, recipe):
     recipe["gptq"] = result["quantized_model"]
 
 
-def test_evaluate_base_fine_tuned_and_4_bit(client, recipe, tmp_path):
+def test_the_fine_tuned_model_answers_held_out_questions_and_so_does_its_4_bit_copy(client, recipe):
+    """The proof that fine-tuning works, on a real model: exact match on held-out questions of the kinds it
+    was trained on (measured while writing this test: base 0%, LoRA 54% after 2 epochs of 48 rows)."""
     headers = recipe["headers"]
-    rows = make_eval_set(6, seed=11, kinds=["parity", "extreme", "case"])
-    file = upload(client, headers, rows, filename="eval.jsonl", purpose="eval")
+    file = upload(client, headers, EVAL_QUESTIONS, filename="eval.jsonl", purpose="eval")
     models = [recipe["base"], recipe["lora"], recipe["gptq"]]
     job = _job(client, headers, {"type": "eval", "mode": "reference", "eval_file_id": file["id"], "model_ids": models,
-                                 "generation": {"max_new_tokens": 16}, "batch_size": 6}, timeout=300)
-    scores = client.get(f"/v1/evals/{job['id']}", headers=headers).json()["scores"]
-    assert set(scores) == set(models)
-    assert all(scores[m]["overall"] for m in models)
+                                 "generation": {"max_new_tokens": 16}, "batch_size": 12}, timeout=300)
+    overall = job["result"]["overall"]
+    base, tuned, quantized = (overall[m] for m in models)
+    print(f"exact match on {len(EVAL_QUESTIONS)} held-out questions: base {base:.3f}, LoRA {tuned:.3f}, "
+          f"4-bit {quantized:.3f}")
+    assert base <= 0.05  # it answers at length, in its own words
+    assert tuned >= base + 0.25
+    assert quantized >= base + 0.15  # 4 calibration samples only: the 4-bit copy keeps most of it
     lineage = client.get(f"/v1/models/{recipe['gptq']}/lineage", headers=headers).json()
     assert [link["model"]["id"] for link in lineage["chain"]] == [recipe["gptq"], recipe["lora"], recipe["base"]]
     assert lineage["chain"][-1]["made_by"]["type"] == "model_import"

@@ -24,7 +24,7 @@ from transformers import TrainerCallback
 
 log = logging.getLogger(__name__)
 
-FIT_AFTER_STEPS = 3       # steps measured before the fit (the first one, with its warm-up, not counted)
+FIT_AFTER_STEPS = 2       # steps measured before the fit (the first one, with its warm-up, not counted)
 FIT_AFTER_SECONDS = 0.05  # ... and at least this share of the budget
 LOG_LINES = 50            # progress lines over a fitted run
 
@@ -95,6 +95,11 @@ class TimeBudget(TrainerCallback):
             if self.on_fit is not None:
                 self.on_fit(self.fitted_steps, per_step)
         over = _broadcast([float(elapsed >= self.seconds)])[0] > 0  # rank 0's clock decides for all
+        if over and self.fitted_steps is None:
+            # The budget ran out before the speed was measured: what was trained is the run.
+            self.fitted_steps = state.global_step
+            if self.on_fit is not None:
+                self.on_fit(self.fitted_steps, (now - self.started) / max(1, state.global_step - self.first_step + 1))
         if state.global_step >= state.max_steps or over:
             control.should_training_stop = True
         # The Trainer's logging interval was set from the planned steps: log about LOG_LINES times over
