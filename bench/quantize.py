@@ -168,19 +168,11 @@ def trained_model(options: argparse.Namespace) -> tuple[Path, dict[str, Any]]:
 # ------------------------------------------------------------------------------------ quantize
 
 
-def real_model(options: argparse.Namespace) -> tuple[Path, dict[str, Any]]:
-    """The bundled real model's folder (fetched and converted once per machine) and its import record."""
-    from belle_shared.settings import Settings
+def real_model() -> tuple[Path, dict[str, Any]]:
+    """The bundled real model (bench/real_model.py) and its import record."""
+    from real_model import bundled_model
 
-    cache = Settings(_env_file=None).resolved_cache_dir
-    done = subprocess.run([sys.executable, "-m", "belle_trainer.model_import", "--bundled", "smollm2",
-                           "--cache", str(cache)], capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"importing the bundled model failed:\n{done.stderr[-3000:]}")
-    from belle_shared.model_sources import BUNDLED_MODELS
-
-    folder = cache / "models" / f"smollm2-{BUNDLED_MODELS['smollm2'].version}"
-    record = json.loads((folder / "belle_import.json").read_text())
+    folder, record = bundled_model()
     print(f"model: {folder} (SmolLM2-135M-Instruct from {record['source']['file']}, {record['parameters'] / 1e6:.1f}M "
           f"parameters, {record['dtype']})")
     return folder, record
@@ -375,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
     bench_started = time.perf_counter()
     if options.model == "smollm2":
         options.group_size = None  # the quantizer's choice: 64 for 576- and 1536-wide layers
-        model, record = real_model(options)
+        model, record = real_model()
     else:
         _check_shape(options.hidden_size)
         options.group_size = GROUP_SIZE

@@ -4,9 +4,11 @@
     .venv/bin/python bench/train.py --rows 2000 --hidden-size 384 --max-length 1024
     .venv/bin/python bench/train.py --group-by-length     # a stronger baseline: HF's length grouping
     .venv/bin/python bench/train.py --preset 1b           # on a GPU: a 1B-class model, tokens/s per GPU and MFU
+    .venv/bin/python bench/train.py --model smollm2 --rows 200 --max-length 256 --lr 2e-5   # the real 135M model
 
 Both sides fine-tune the same random-init local LLaMA (`belle_trainer.tiny.init_tiny_model`, built
-once in a temporary folder, so both start from the same weights) for one epoch on the same rows,
+once in a temporary folder, so both start from the same weights), or with `--model smollm2` the bundled
+real model (SmolLM2-135M-Instruct, in its own ChatML template; bench/real_model.py), for one epoch on the same rows,
 with the same learning rate, cosine schedule, warmup, weight decay, clipping, AdamW and seed:
 
 - project: `python -m belle_trainer.train --config RUN/run.json` in a child process, `packing: true`,
@@ -40,7 +42,8 @@ Measured:
   model of the same shape (`--memory-hidden-size 1024`, 59M parameters: at 5M the 12 bytes per
   parameter that LoRA saves are lost among the runtime and activations); each child's RSS polled
   from /proc (Linux), the peak of each phase: training steps, checkpoint saves, the final save (and
-  for LoRA the merge into the base model), and overall.
+  for LoRA the merge into the base model), and overall. With `--model smollm2` the memory runs use the
+  real model itself, and print each method's tokens/s.
 
 The two sides run one after the other in one invocation (`--rounds N` alternates their order and
 reports the median). Each side uses `--threads` CPU threads, 1 by default: on a 2-core machine shared
@@ -69,6 +72,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from belle_shared.chat_template import end_of_turn_token
 from belle_teacher.tasks import generate_task
 from belle_trainer.chat_format import IGNORE_INDEX, tokenize_conversation
 from belle_trainer.progress import PROGRESS_FILE, read_events
@@ -316,6 +320,14 @@ def held_out_loss(model_path: Path, samples: list, *, batch_size: int, device: s
 # --------------------------------------------------------------------------------------- main
 
 
+def model_parameters(folder: Path) -> int:
+    """Parameters of a tiny model (`belle_model.json`) or an imported one (`belle_import.json`)."""
+    for name in ("belle_model.json", "belle_import.json"):
+        if (folder / name).exists():
+            return json.loads((folder / name).read_text())["parameters"]
+    raise SystemExit(f"{folder}: no belle_model.json or belle_import.json")
+
+
 def _mib(n: int | None) -> str:
     return "n/a" if n is None else f"{n / 2**20:.0f} MiB"
 
@@ -330,6 +342,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1000, help="training rows")
     parser.add_argument("--held-out-rows", type=int, default=200)
+    parser.add_argument("--model", choices=("tiny", "smollm2"), default="tiny",
+                        help="a random-init LLaMA of --preset's shape, or the bundled real model (135M)")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu", help="model shape")
     parser.add_argument("--hidden-size", type=int, help="overrides the preset")
     parser.add_argument("--layers", type=int, help="overrides the preset")
@@ -371,15 +385,24 @@ def main(argv: list[str] | None = None) -> int:
             shape[key] = value
     on_gpu, device_name = _accelerator()
     work = Path(tempfile.mkdtemp(prefix="belle-bench-train-"))
-    model_path = init_tiny_model(work / "model", vocab_size=options.vocab_size, seed=options.seed,
-                                 max_position=max(2048, options.max_length), **shape)
-    parameters = json.loads((model_path / "belle_model.json").read_text())["parameters"]
+    if options.model == "smollm2":
+        from real_model import bundled_model
+
+        model_path, record = bundled_model()
+        shape = {"hidden_size": 576, "num_layers": 30, "num_heads": 9}
+        options.vocab_size, options.memory_hidden_size = 49152, 0  # the memory runs use it too
+    else:
+        model_path = init_tiny_model(work / "model", vocab_size=options.vocab_size, seed=options.seed,
+                                     max_position=max(2048, options.max_length), **shape)
+    parameters = model_parameters(model_path)
 
     train_rows, held_rows = make_rows(options.rows, options.held_out_rows, options.seed)
     train_file = write_jsonl(work / "train.jsonl", train_rows)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
+    end_of_turn = end_of_turn_token(tokenizer)  # the template the project's trainer trains in ("auto")
+
     def encode(rows):
-        return [s for s in (tokenize_conversation(tokenizer, r, options.max_length, end_of_turn=tokenizer.eos_token)
+        return [s for s in (tokenize_conversation(tokenizer, r, options.max_length, end_of_turn=end_of_turn)
                             for r in rows) if s]
 
     samples, held = encode(train_rows), encode(held_rows)
@@ -389,7 +412,8 @@ def main(argv: list[str] | None = None) -> int:
     rows_per_step = max(1, round(per_step * len(packed) / len(samples)))
     lengths = sorted(len(s) for s in samples)
 
-    print(f"model: LLaMA, hidden {shape['hidden_size']}, {shape['num_layers']} layers, {shape['num_heads']} heads, "
+    print(f"model: {'SmolLM2-135M-Instruct' if options.model == 'smollm2' else 'random-init'} LLaMA, hidden "
+          f"{shape['hidden_size']}, {shape['num_layers']} layers, {shape['num_heads']} heads, "
           f"vocab {options.vocab_size}: {parameters / 1e6:.2f}M parameters, fp32 weights, "
           f"{'GPU ' + device_name if on_gpu else f'CPU ({torch.get_num_threads()} threads)'}")
     print(f"data: {len(samples)} training samples ({len(train_rows) - len(samples)} dropped), "
@@ -485,13 +509,13 @@ def _phases(peaks: dict[str, int | None]) -> str:
 def report_memory(work: Path, model: Path, train_file: Path, *, rows: int, **common: Any) -> None:
     """Run the project's trainer with LoRA and with full fine-tuning on the same rows, one packed row
     per step (BELLE's micro-batch of 1), and print their peak RSS."""
-    parameters = json.loads((model / "belle_model.json").read_text())["parameters"]
+    parameters = model_parameters(model)
     runs = {method: run_project(work, f"memory-{method}", model=model, train_file=train_file, method=method,
                                 batch_size=1, **common) for method in ("lora", "full")}
     print(f"memory runs: {parameters / 1e6:.2f}M-parameter model, {rows} rows, 1 packed row per step")
     for method, run in runs.items():
         print(f"peak RSS {method} ({run['start']['trainable_parameters'] / 1e6:.2f}M trainable, {run['done']['step']} "
-              f"steps): {_phases(run['peak_rss'])}")
+              f"steps, {run['tokens_per_second']:.0f} tokens/s): {_phases(run['peak_rss'])}")
     full, lora = runs["full"]["peak_rss"]["steps"], runs["lora"]["peak_rss"]["steps"]
     if full and lora:
         print(f"LoRA vs full in training steps: {_mib(lora)} vs {_mib(full)} ({(lora - full) / full * 100:+.0f}%); "
