@@ -367,5 +367,8 @@ def test_model_imports_that_cannot_work_are_refused_before_anything_is_queued(li
                         ({"type": "model_import", "bundled": "smollm2", "name": "has space"}, "name")):
         error = _error(http.post("/v1/jobs", headers=headers, json=spec), 400)
         assert param is None or error["param"] == param, error
+    # Registering a GGUF file in place is refused with the way to import it.
+    error = _error(http.post("/v1/models", headers=headers, json={"name": "a-gguf", "path": str(truncated)}), 400)
+    assert error["param"] == "path" and "model_import" in error["message"]
     assert http.get("/v1/jobs", headers=headers).json()["count"] == jobs_before
     assert len(http.get("/v1/models", headers=headers).json()["data"]) == models_before

@@ -111,6 +111,22 @@ def test_import_the_bundled_model(client, recipe, session_factory):
     recipe["base"] = result["model"]
 
 
+def test_import_a_hugging_face_folder_by_a_path_under_a_model_root(client, recipe, settings, real_model):
+    """A folder (here the converted SmolLM2, without its import record) named relative to a model root is
+    copied into the store, checked by loading, and registered under the folder's name."""
+    import shutil
+
+    root = settings.resolved_model_roots[0]
+    folder = root / f"smol-hf-{uuid.uuid4().hex[:6]}"
+    shutil.copytree(real_model, folder, ignore=shutil.ignore_patterns("belle_import.json"))
+    headers = recipe["headers"]
+    job = _job(client, headers, {"type": "model_import", "path": folder.name})
+    assert job["result"]["model"] == folder.name and job["result"]["source"]["format"] == "huggingface"
+    assert job["result"]["end_of_turn"] == "<|im_end|>"
+    stored = _folder(client, headers, folder.name)
+    assert stored != folder and (stored / "model.safetensors").is_file()  # a copy in the artifact store
+
+
 def test_lora_trains_in_the_bases_own_template(client, recipe):
     headers = recipe["headers"]
     file = upload(client, headers, _rows(48, seed=1))

@@ -18,6 +18,7 @@ from belle_gateway.lineage import LineagePublic, model_lineage
 from belle_gateway.model_paths import resolve_model_path
 from belle_gateway.schemas import ModelDeleted, ModelPublic, ModelsPublic
 from belle_shared.db.models import Model
+from belle_shared.model_sources import is_gguf_file
 from belle_shared.models import ModelExists, check_model_name, find_model, list_models, register_model
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
@@ -80,6 +81,11 @@ def _register(session, settings, store, team, body: ModelCreate) -> Model:
         raise APIError(400, f"name: {exc}", param="name", code="invalid_name") from None
     uri = resolve_model_path(body.path, roots=settings.resolved_model_roots,
                              team_prefix=store.uri(f"teams/{team.id}"), store_root=store.uri(""))
+    if "://" not in uri and is_gguf_file(uri):
+        raise APIError(400, f"path: {body.path!r} is a GGUF file; registration records a Hugging Face folder as it "
+                       "is. Import it instead: `belle models import PATH`, or POST /v1/jobs with "
+                       '{"type": "model_import", "path": ...}, which converts it', param="path",
+                       code="invalid_model")
     try:
         model = register_model(session, team_id=team.id, name=body.name, uri=uri)
     except ModelExists as exc:
