@@ -1,13 +1,13 @@
 """The offline demo (`belle demo`): BELLE's whole recipe as one pipeline, on the embedded default.
 
-    belle demo                      # about 10 minutes on 2 CPU cores (7 of training); then serves the chat page
+    belle demo                      # SmolLM2-135M-Instruct: ~11 minutes on 2 CPU cores (8 of training); then chat
     belle demo --exit               # stop after the summary
-    belle demo --model smollm2      # the same recipe on a real pretrained model (SmolLM2-135M-Instruct)
-    belle demo --rows 600 --train-seconds 60 --eval-questions 48 --exit     # a quicker, smaller run
+    belle demo --model tiny         # the same recipe on a tiny random-init model built here (~10 minutes)
+    belle demo --model tiny --rows 600 --train-seconds 60 --eval-questions 48 --exit     # a quick, small run
 
-Starts the stack (SQLite, a bundled Redis, gateway, one worker per service), creates a team, builds a
-tiny random-init model and registers it as the team's base model (or, with `--model smollm2`, lets
-the pipeline's first step import the bundled real model), writes a held-out eval set of the
+Starts the stack (SQLite, a bundled Redis, gateway, one worker per service), creates a team, lets the
+pipeline's first step import the bundled real model (or, with `--model tiny`, builds a tiny
+random-init model and registers it as the team's base model), writes a held-out eval set of the
 offline teacher's exactly checkable tasks and starts the teacher with those questions held out, then
 submits one pipeline (`data/demo_pipeline.yaml`): generate a dataset from the teacher, fine-tune the
 tiny model on it, quantize it to 4 bits with GPTQ, and evaluate base, fine-tuned and quantized models
@@ -58,7 +58,7 @@ BASE_AT_MOST, TUNED_AT_LEAST, QUANTIZED_WITHIN = 0.05, 0.90, 0.05
 
 @dataclass
 class DemoOptions:
-    model: str = "tiny"                # "tiny" (built here, random weights) or "smollm2" (the bundled real model)
+    model: str = "smollm2"             # "smollm2" (the bundled real model) or "tiny" (built here, random weights)
     rows: int | None = None            # generated rows (default: the pipeline file's target_count)
     epochs: float | None = None        # training epochs at most (default: the pipeline file's)
     train_seconds: float | None = None  # training time (default: the pipeline file's max_seconds)

