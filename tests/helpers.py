@@ -157,3 +157,20 @@ print(json.dumps({{**perplexity(model, samples), "generated": out.shape[1] - 10,
     completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert completed.returncode == 0, completed.stderr[-3000:]
     return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def trained_pieces(tokenizer, sample) -> list[str]:
+    """The runs of trained tokens of an encoded sample (labels not IGNORE_INDEX), each decoded."""
+    from belle_shared.chat_template import IGNORE_INDEX
+
+    pieces, current = [], []
+    for token, label in zip(sample.input_ids, sample.labels):
+        if label == IGNORE_INDEX:
+            if current:
+                pieces.append(tokenizer.decode(current))
+            current = []
+        else:
+            current.append(token)
+    if current:
+        pieces.append(tokenizer.decode(current))
+    return pieces

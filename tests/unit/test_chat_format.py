@@ -16,6 +16,8 @@ pytest.importorskip("transformers")
 
 from transformers import AutoTokenizer  # noqa: E402
 
+from helpers import trained_pieces  # noqa: E402
+
 from belle_shared.chat_models import render_chat  # noqa: E402
 from belle_shared.chat_template import BELLE_TEMPLATE  # noqa: E402
 from belle_trainer.chat_format import (  # noqa: E402
@@ -128,21 +130,6 @@ def test_labels_cover_each_reply_and_its_eos_token_by_token(tokenizer):
         in_reply = any(a <= begin and end <= b for a, b in spans)
         assert sample.labels[index] == (token if in_reply else IGNORE_INDEX), (index, tokenizer.decode([token]))
     assert trained_pieces(tokenizer, sample) == ["三百零五</s>", "It is 5.</s>", "不客气。</s>"]
-
-
-def trained_pieces(tokenizer, sample) -> list[str]:
-    """The runs of trained tokens, decoded."""
-    pieces, current = [], []
-    for token, label in zip(sample.input_ids, sample.labels):
-        if label == IGNORE_INDEX:
-            if current:
-                pieces.append(tokenizer.decode(current))
-            current = []
-        else:
-            current.append(token)
-    if current:
-        pieces.append(tokenizer.decode(current))
-    return pieces
 
 
 def _rows() -> list[dict]:

@@ -15,6 +15,8 @@ pytest.importorskip("transformers")
 
 from transformers import AutoTokenizer  # noqa: E402
 
+from helpers import trained_pieces  # noqa: E402
+
 from belle_shared.chat_models import render_chat  # noqa: E402
 from belle_shared.chat_template import (  # noqa: E402
     BELLE_TEMPLATE, BELLE_TEMPLATE_SPACE_IN_REPLY, IGNORE_INDEX, TemplateError, choose_template, encode_chat,
@@ -49,20 +51,6 @@ def conversations(seed: int = 0, count: int = 150):
             messages += [{"role": "user", "content": rng.choice(QUESTIONS)},
                          {"role": "assistant", "content": rng.choice(REPLIES).strip()}]
         yield messages
-
-
-def trained_pieces(tokenizer, sample) -> list[str]:
-    pieces, current = [], []
-    for token, label in zip(sample.input_ids, sample.labels):
-        if label == IGNORE_INDEX:
-            if current:
-                pieces.append(tokenizer.decode(current))
-            current = []
-        else:
-            current.append(token)
-    if current:
-        pieces.append(tokenizer.decode(current))
-    return pieces
 
 
 def check_three_rules(tokenizer, end_of_turn: str, reply_prefix: str):
