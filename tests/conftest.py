@@ -92,7 +92,9 @@ def settings_env(settings: Settings, **extra) -> dict[str, str]:
     """Environment that makes a child process build the same settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("BELLE_")}
     for name, value in settings.model_dump().items():
-        if value is not None:
+        if isinstance(value, list):  # CommaList settings: "a,b" in the environment
+            env[f"BELLE_{name.upper()}"] = ",".join(map(str, value))
+        elif value is not None:
             env[f"BELLE_{name.upper()}"] = str(value)
     env.update({k: str(v) for k, v in extra.items()})
     env["PYTHONUNBUFFERED"] = "1"

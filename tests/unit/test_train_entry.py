@@ -134,7 +134,7 @@ def test_progress_lines_parse_and_follow_the_contract(tmp_path):
         writer.write("eval", step=3)
     with pytest.raises(ValueError, match="unknown"):
         writer.write("finished")
-    assert set(EVENT_FIELDS) == {"start", "step", "eval", "checkpoint", "done", "error"}
+    assert set(EVENT_FIELDS) == {"start", "step", "eval", "budget", "checkpoint", "done", "error"}
 
 
 def test_progress_writer_of_other_ranks_writes_nothing(tmp_path):
