@@ -21,6 +21,7 @@ from belle_teacher.evalset import make_eval_set
 from belle_teacher.tasks import generate_task, question_of
 from conftest import WorkerProcess
 from helpers import events, measure_in_fresh_process, upload, wait_status
+from teacher import start_teacher
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -222,6 +223,17 @@ def test_the_fine_tuned_model_answers_held_out_questions_and_so_does_its_4_bit_c
     assert base <= 0.05  # it answers at length, in its own words
     assert tuned >= base + 0.25
     assert quantized >= base + 0.15  # 4 calibration samples only: the 4-bit copy keeps most of it
+    # The LLM-judge mode too, with the offline teacher as the judge: it scores an answer 1 exactly when
+    # it is the reference answer, so the judge's score equals exact match (up to the case it ignores).
+    judge_model = f"judge-{uuid.uuid4().hex[:8]}"  # the judgments cache is keyed by it: none from other tests
+    with start_teacher(seed=0, model=judge_model) as teacher:
+        judge = {"base_url": teacher.base_url, "model": judge_model}
+        judged = _job(client, headers, {"type": "eval", "mode": "judge", "judge": judge, "eval_file_id": file["id"],
+                                        "model_ids": [recipe["lora"]], "max_questions": 8,
+                                        "generation": {"max_new_tokens": 16}, "batch_size": 8}, timeout=300)
+    scores = client.get(f"/v1/evals/{judged['id']}", headers=headers).json()["scores"][recipe["lora"]]
+    assert scores["overall"]["judge"]["count"] == 8 and scores["overall"]["judge"]["score"] > 0
+
     lineage = client.get(f"/v1/models/{recipe['gptq']}/lineage", headers=headers).json()
     assert [link["model"]["id"] for link in lineage["chain"]] == [recipe["gptq"], recipe["lora"], recipe["base"]]
     assert lineage["chain"][-1]["made_by"]["type"] == "model_import"
