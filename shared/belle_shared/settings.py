@@ -41,13 +41,16 @@ class Settings(BaseSettings):
         Path(".belle"), description="Folder of the embedded default (SQLite file, artifacts, broker)."
     )
     database_url: str | None = Field(
-        None, description="SQLAlchemy URL. Unset: SQLite in data_dir (the embedded default)."
+        None, description="SQLAlchemy URL, e.g. postgresql+psycopg://user:pass@host/belle. Unset: SQLite in "
+        "data_dir (the embedded default)."
     )
     broker_url: str | None = Field(
-        None, description="Celery broker URL. Unset: the Redis that `belle up` starts in data_dir."
+        None, description="Celery broker URL, e.g. redis://host:6379/0. Unset: the Redis that `belle up` starts "
+        "in data_dir."
     )
     artifact_root: str | None = Field(
-        None, description="fsspec URL or folder for artifacts (s3://bucket/prefix works). Unset: data_dir/artifacts."
+        None, description="fsspec URL or folder for artifacts (s3://bucket/prefix works, with s3fs installed). "
+        "Unset: data_dir/artifacts."
     )
     key_prefix: str = Field(
         "belle", description="Prefix of queue names and broker keys, so several stacks can share one Redis."
@@ -58,7 +61,9 @@ class Settings(BaseSettings):
         "be opened under load. The gateway serves up to 40 requests at once from its thread pool."
     )
     secret_key: str = Field(
-        "dev-secret", description="Server-side secret (HMAC pepper for API key hashes). Required in production."
+        "dev-secret", description="Server-side secret: the HMAC pepper of API-key hashes and the key that encrypts "
+        "the teams' stored secrets. Required in production. Changing it invalidates every API key and makes "
+        "stored team secrets unreadable (teams set them again)."
     )
     shared_secret_names: CommaList = Field(
         default_factory=list,
@@ -79,17 +84,17 @@ class Settings(BaseSettings):
     )
 
     # Job lifecycle timings, in seconds.
-    heartbeat_interval: float = Field(5.0, description="How often a running job renews its lease.")
+    heartbeat_interval: float = Field(5.0, description="Seconds between a running job's lease renewals.")
     lease_timeout: float = Field(
-        60.0, description="A running job whose heartbeat is older than this is presumed lost and re-queued."
+        60.0, description="Seconds: a running job whose heartbeat is older than this is presumed lost and re-queued."
     )
-    sweep_interval: float = Field(5.0, description="How often the sweeper looks for lost jobs.")
+    sweep_interval: float = Field(5.0, description="Seconds between the sweeper's looks for lost jobs.")
     unsent_resend_after: float = Field(
-        10.0, description="A queued job whose message was never sent is re-sent after this long."
+        10.0, description="Seconds after which a queued job whose message was never sent is sent."
     )
     queued_resend_after: float = Field(
         3600.0,
-        description="A queued job whose message was sent but never picked up is re-sent after this long "
+        description="Seconds after which a queued job whose message was sent but never picked up is sent again "
         "(guards against a broker that lost its data).",
     )
     max_attempts: int = Field(
@@ -97,7 +102,7 @@ class Settings(BaseSettings):
     )
     visibility_timeout: float = Field(
         48 * 3600.0,
-        description="Broker redelivery timeout for unacknowledged messages. Must exceed the longest job; "
+        description="Broker redelivery timeout for unacknowledged messages, in seconds. Must exceed the longest job; "
         "dead workers are recovered by the lease, not by this.",
     )
 

@@ -24,13 +24,15 @@ class ProxyRoute(BaseModel):
 class GatewaySettings(Settings):
     host: str = Field("127.0.0.1", description="Address the gateway listens on.")
     port: int = Field(8000, description="Port the gateway listens on.")
-    max_upload_bytes: int = Field(512 * 1024 * 1024, ge=1, description="Largest accepted upload.")
+    max_upload_bytes: int = Field(512 * 1024 * 1024, ge=1, description="Largest accepted upload, in bytes "
+                                  "(a larger one is refused with a 413).")
     enabled_job_types: CommaList = Field(
         default_factory=lambda: list(JOB_TYPES),
         description="Job types this deployment accepts (comma-separated in the environment). Others are "
         "refused with a 400 instead of waiting forever for a worker that is not deployed.",
     )
-    sse_poll_interval: float = Field(0.5, gt=0, description="How often an event stream checks for new events.")
+    sse_poll_interval: float = Field(0.5, gt=0, description="Seconds between an event stream's checks for new "
+                                     "events.")
     run_sweeper: bool = Field(True, description="Run the job sweeper inside the gateway process.")
     chat_engine: Literal["batched", "sequential", "off"] = Field(
         "batched", description="The in-process chat engine: `batched` (requests join and leave a running "
