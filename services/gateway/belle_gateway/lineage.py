@@ -9,71 +9,16 @@ followed; a shared base model ends the chain.
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
-from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from belle_gateway.eval_scores import OVERALL_KEYS
+from belle_gateway.schemas.lineage import DatasetLink, EvalLink, JobLink, LineageNode, LineagePublic, PipelineLink
 from belle_shared.db.models import Dataset, EvalResult, Job, Model, Team
 from belle_shared.pipelines import PIPELINE_TYPE
 
 MAX_DEPTH = 16  # a chain longer than this is cut (a cycle would be a bug, never a hang)
-
-
-class JobLink(BaseModel):
-    id: uuid.UUID
-    type: str
-    status: str
-    created_at: str
-    finished_at: str | None
-    pipeline_id: uuid.UUID | None
-    pipeline_step: str | None
-
-    @classmethod
-    def of(cls, job: Job) -> "JobLink":
-        return cls(id=job.id, type=job.type, status=job.status, created_at=job.created_at.isoformat(),
-                   finished_at=job.finished_at.isoformat() if job.finished_at else None,
-                   pipeline_id=job.parent_id, pipeline_step=job.pipeline_step)
-
-
-class DatasetLink(BaseModel):
-    id: uuid.UUID
-    name: str
-    rows: int
-    dropped: dict[str, int]
-    source_file_id: uuid.UUID | None
-    made_by: JobLink | None
-
-
-class EvalLink(BaseModel):
-    """One eval job's scores of this model: its overall score per metric, and each class's."""
-
-    job_id: uuid.UUID
-    finished_at: str | None
-    overall: dict[str, float | None]
-    classes: dict[str, dict[str, float | None]]
-
-
-class LineageNode(BaseModel):
-    model: dict[str, Any]  # id (name), belle_id, kind, owned_by
-    made_by: JobLink | None
-    dataset: DatasetLink | None
-    evals: list[EvalLink]
-
-
-class PipelineLink(BaseModel):
-    id: uuid.UUID
-    name: str | None
-    status: str
-
-
-class LineagePublic(BaseModel):
-    object: str = "model.lineage"
-    model: str
-    chain: list[LineageNode]  # this model first, its base last
-    pipelines: list[PipelineLink]  # the pipelines any job of the chain ran in
 
 
 def _team_job(session: Session, team: Team, job_id: uuid.UUID | None) -> Job | None:

@@ -12,11 +12,11 @@ the job ids of `/v1/jobs`. OpenAI's field names are used in errors (`model`, `tr
 from __future__ import annotations
 
 import uuid
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ValidationError
 from sqlalchemy import and_, or_, select
 
 from belle_gateway.deps import CeleryDep, SessionDep, SettingsDep, StoreDep, TeamDep
@@ -24,12 +24,15 @@ from belle_gateway.errors import APIError, loc_to_param
 from belle_gateway.routers.jobs import cancel_job, submit_job
 from belle_gateway.schemas import (
     DEFAULT_LEARNING_RATE,
+    BelleOptions,
     FineTuningJobCheckpointPublic,
     FineTuningJobCheckpointsPublic,
+    FineTuningJobCreate,
     FineTuningJobEventPublic,
     FineTuningJobEventsPublic,
     FineTuningJobPublic,
     FineTuningJobsPublic,
+    Hyperparameters,
 )
 from belle_shared.db.models import Artifact, Dataset, File, Job, JobEvent
 from belle_shared.models import find_model, fine_tuned_model_name
@@ -38,116 +41,12 @@ from belle_shared.specs import TrainSpec
 router = APIRouter(prefix="/v1/fine_tuning/jobs", tags=["fine-tuning"])
 
 
-# ------------------------------------------------------------------------------------ request
-
-
-def _auto_or_number(value: Any, *, integer: bool, low: float, high: float, low_open: bool = False):
-    """OpenAI's hyper-parameters are "auto" or a number; "auto" keeps BELLE's default."""
-    if value is None or value == "auto":
-        return "auto"
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not float(value).is_integer()):
-        raise ValueError(f'expected "auto" or {"an integer" if integer else "a number"}, got {value!r}')
-    if value < low or (low_open and value == low) or value > high:
-        bounds = f"{'above' if low_open else 'at least'} {low:g} and at most {high:g}"
-        raise ValueError(f"must be {bounds}, got {value!r}")
-    return int(value) if integer else float(value)
-
-
-class Hyperparameters(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    # Epochs may be fractional in BELLE (the spec takes a float); OpenAI sends integers.
-    n_epochs: Any = Field("auto", description='"auto" (BELLE: 2) or a number of epochs, up to 100.')
-    batch_size: Any = Field("auto", description='"auto" (BELLE: 1 per process) or a micro-batch size.')
-    learning_rate_multiplier: Any = Field(
-        "auto", description='"auto" (1) or a factor on BELLE\'s learning rate (8e-6 full, 3e-4 LoRA).'
-    )
-
-    @field_validator("n_epochs", mode="before")
-    @classmethod
-    def _epochs(cls, v):
-        return _auto_or_number(v, integer=False, low=0, high=100, low_open=True)
-
-    @field_validator("batch_size", mode="before")
-    @classmethod
-    def _batch(cls, v):
-        return _auto_or_number(v, integer=True, low=1, high=4096)
-
-    @field_validator("learning_rate_multiplier", mode="before")
-    @classmethod
-    def _lr(cls, v):
-        return _auto_or_number(v, integer=False, low=0, high=100, low_open=True)
-
-
-class Supervised(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    hyperparameters: Hyperparameters | None = None
-
-
-class Method(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    type: Literal["supervised", "dpo", "reinforcement"]
-    supervised: Supervised | None = None
-    dpo: dict[str, Any] | None = None
-    reinforcement: dict[str, Any] | None = None
-
+# --------------------------------------------------------------------------- request -> spec
 
 # Hyper-parameters OpenAI has no name for; given in `belle`, they go to spec.hyperparameters.
 EXTRA_HYPERPARAMETERS = ("learning_rate", "gradient_accumulation_steps", "warmup_ratio", "weight_decay",
                          "lr_scheduler", "max_length", "precision", "max_seconds")
 
-
-class BelleOptions(BaseModel):
-    """BELLE's extension fields (`extra_body={"belle": {...}}` in the SDK); ranges are the spec's."""
-
-    model_config = ConfigDict(extra="forbid")
-    method: Literal["full", "lora"] | None = None
-    lora: dict[str, Any] | None = None
-    zero_stage: int | None = None
-    offload: str | None = None
-    packing: bool | None = None
-    chat_template: str | None = None
-    num_processes: int | None = None
-    validation_split: float | None = None
-    learning_rate: float | None = None
-    gradient_accumulation_steps: int | None = None
-    warmup_ratio: float | None = None
-    weight_decay: float | None = None
-    lr_scheduler: str | None = None
-    max_length: int | None = None
-    precision: str | None = None
-    max_seconds: float | None = None
-
-
-class FineTuningJobCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    model: str = Field(min_length=1, description="Name or id of a registered model (GET /v1/models).")
-    training_file: str = Field(
-        description="Id of a file uploaded with purpose `fine-tune` (or, BELLE extension, of a dataset)."
-    )
-    validation_file: str | None = Field(None, description="Like training_file; unset holds out a split.")
-    hyperparameters: Hyperparameters | None = Field(None, description="Deprecated by OpenAI in favour of method.")
-    method: Method | None = None
-    suffix: str | None = Field(None, max_length=64, pattern=r"^[^:\s]*$",
-                               description="Part of the fine-tuned model's name (no ':' or spaces).")
-    seed: int | None = Field(None, ge=0, le=2**31 - 1)
-    metadata: dict[str, str] | None = None
-    integrations: list[dict[str, Any]] | None = None
-    belle: BelleOptions | None = None
-
-    @field_validator("metadata")
-    @classmethod
-    def _metadata(cls, value):
-        if value is None:
-            return value
-        if len(value) > 16:
-            raise ValueError("at most 16 key-value pairs")
-        for key, item in value.items():
-            if len(key) > 64 or len(item) > 512:
-                raise ValueError("keys are at most 64 characters and values at most 512")
-        return value
-
-
-# --------------------------------------------------------------------------- request -> spec
 
 # Spec field -> the name this API uses for it, for error messages.
 _SPEC_TO_OPENAI = {

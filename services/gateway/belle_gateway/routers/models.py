@@ -14,9 +14,9 @@ from sqlalchemy import select
 
 from belle_gateway.deps import SessionDep, SettingsDep, StoreDep, TeamDep
 from belle_gateway.errors import APIError
-from belle_gateway.lineage import LineagePublic, model_lineage
+from belle_gateway.lineage import model_lineage
 from belle_gateway.model_paths import resolve_model_path
-from belle_gateway.schemas import ModelDeleted, ModelPublic, ModelsPublic
+from belle_gateway.schemas import LineagePublic, ModelDeleted, ModelPublic, ModelsPublic
 from belle_shared.db.models import Model
 from belle_shared.model_sources import is_gguf_file
 from belle_shared.models import ModelExists, check_model_name, find_model, list_models, register_model

@@ -1,5 +1,8 @@
 """The in-process engine: a model folder loaded with transformers, and requests decoded together.
 
+Why one module over 400 lines: it does one thing (decode a loaded model's chat requests), and its two
+engines share the sequence, sampling and thread code; transformers' continuous batching is to replace it.
+
 `BatchEngine` keeps one running batch per loaded model. Its thread loops: take the waiting requests
 that fit (up to the batch size, and `PREFILL_TOKENS` prompt tokens at once), run one forward for the
 whole batch, hand every sequence its next token, and drop the sequences that finished or whose client

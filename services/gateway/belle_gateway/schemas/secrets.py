@@ -1,0 +1,27 @@
+"""Team secrets (`/v1/secrets`): names and dates, never values."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pydantic import BaseModel
+
+from belle_shared.db.models import TeamSecret
+
+
+class SecretPublic(BaseModel):
+    """A team secret's name and dates; its value is never returned."""
+
+    object: str = "secret"
+    name: str
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+    @classmethod
+    def of(cls, secret: TeamSecret) -> "SecretPublic":
+        return cls(name=secret.name, created_at=secret.created_at, updated_at=secret.updated_at)
+
+
+class SecretsPublic(BaseModel):
+    object: str = "list"
+    data: list[SecretPublic]
