@@ -1,20 +1,25 @@
 """docker-compose.yml against the compose specification (the Compose v2 binary, offline), its
-required secrets, and every Dockerfile linted with hadolint plus the project's own rules."""
+required secrets, and the one Dockerfile template (deploy/Dockerfile) linted with hadolint plus the
+project's own rules for each service's image, read statically (dockerfile_stages)."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
+import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
 from deploy_tools import ROOT, SERVICES, compose_binary, run, venv_binary
+from dockerfile_stages import Image, resolve
 
 from belle_shared.queue import QUEUES
 
 ENV_EXAMPLE = ROOT / ".env.example"
 COMPOSE_FILE = ROOT / "docker-compose.yml"
+DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 WORKER_SERVICES = {"datagen": "datagen", "trainer": "train", "quantizer": "quantize", "evaluator": "eval"}
 
 
@@ -101,7 +106,6 @@ def test_services_queues_gpus_and_the_migration_step(tmp_path):
     assert set(WORKER_SERVICES.values()) == set(QUEUES)
     for name in WORKER_SERVICES:
         assert services[name]["command"] is None or services[name]["command"] == [], name  # the image's CMD
-        assert f"services/{name}/Dockerfile" == services[name]["build"]["dockerfile"]
     for name, gpu in {"trainer": True, "quantizer": True, "datagen": False, "evaluator": False, "gateway": False}.items():
         devices = ((services[name].get("deploy") or {}).get("resources") or {}).get("reservations", {}).get("devices")
         assert bool(devices and "gpu" in devices[0]["capabilities"]) is gpu, name
@@ -139,29 +143,92 @@ def test_each_service_environment_is_valid_for_its_settings(tmp_path, monkeypatc
     assert json.loads(default["gateway"]["environment"]["BELLE_CHAT_PROXY_ROUTES"]) == {}
 
 
-@pytest.mark.parametrize("service", SERVICES)
-def test_dockerfile_passes_hadolint(service):
-    result = run([venv_binary("hadolint"), "--no-color", f"services/{service}/Dockerfile"], cwd=ROOT)
+def test_every_image_is_built_from_the_one_template_with_its_service(tmp_path):
+    """Compose builds each BELLE image (migrate uses the gateway's) from deploy/Dockerfile with the
+    service as SERVICE and nothing else; no service keeps a Dockerfile of its own."""
+    services = json.loads(compose(tmp_path, filled(), "--profile", "gpu", "config", "--format", "json").stdout)["services"]
+    built = {name: service for name, service in services.items() if "build" in service}
+    assert set(built) == {*SERVICES, "migrate"}
+    for name, service in built.items():
+        image_service = "gateway" if name == "migrate" else name
+        assert service["build"]["context"] == str(ROOT)
+        assert service["build"]["dockerfile"] == "deploy/Dockerfile", name
+        assert service["build"]["args"] == {"SERVICE": image_service}, name
+        assert service["image"].rsplit(":", 1)[0].endswith(f"-{image_service}"), name
+    assert not list((ROOT / "services").glob("*/Dockerfile"))
+
+
+def test_the_template_passes_hadolint():
+    result = run([venv_binary("hadolint"), "--no-color", "deploy/Dockerfile"], cwd=ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def documented_differences() -> dict[str, dict[str, str]]:
+    """The table at the top of the template: each service's base stage and extras."""
+    rows = re.findall(r"^#   ([a-z]+)\s+.+?\((\w+)\)\s+(\S+)\s", DOCKERFILE.read_text(), flags=re.M)
+    return {service: {"stage": stage, "extras": "" if extras == "-" else extras} for service, stage, extras in rows}
+
+
+def pip_installs(image: Image, service: str) -> list[list[str]]:
+    """The `pip install` command lines of the image's RUN steps, run by a shell with SERVICE set and
+    every command stubbed: the shell logic of the template itself, without installing anything."""
+    stubs = "pip() { echo \"pip $*\"; }; mkdir() { :; }; groupadd() { :; }; useradd() { :; }; python() { :; }"
+    lines = []
+    for step in image.instructions("RUN"):
+        result = subprocess.run(["sh", "-ec", f"{stubs}\n{step}"], capture_output=True, text=True,
+                                env={"SERVICE": service, "PATH": "/usr/bin:/bin"}, timeout=10)
+        assert result.returncode == 0, result.stderr
+        lines += [line.split()[2:] for line in result.stdout.splitlines() if line.startswith("pip install")]
+    return lines
+
+
 @pytest.mark.parametrize("service", SERVICES)
-def test_dockerfile_installs_only_shared_and_its_service_as_non_root_with_a_health_check(service):
-    text = (ROOT / "services" / service / "Dockerfile").read_text()
-    copies = re.findall(r"^COPY (?!--from)(\S+)", text, flags=re.M)
-    assert set(copies) == {"constraints.txt", "shared/pyproject.toml", f"services/{service}/pyproject.toml",
-                           "shared/", f"services/{service}/"}
+def test_each_image_installs_only_shared_and_its_service_as_non_root_with_a_health_check(service):
+    image = resolve(DOCKERFILE, SERVICE=service)
+    copies = {args.split()[0] for args in image.instructions("COPY") if not args.startswith("--from")}
+    assert copies == {"constraints.txt", "shared/pyproject.toml", f"services/{service}/pyproject.toml",
+                      "shared/", f"services/{service}/"}
     # The dependency layer comes before the code.
-    assert text.index(f"COPY services/{service}/pyproject.toml") < text.index("pip install -c constraints.txt") \
-        < text.index(f"COPY services/{service}/ ")
-    users = re.findall(r"^USER (\S+)", text, flags=re.M)
-    assert users and not users[-1].startswith(("root", "0"))
-    assert re.search(r"^HEALTHCHECK .*\n?.*belle_shared\.healthcheck", text, flags=re.M)
-    base = re.findall(r"^ARG \w+_IMAGE=(\S+)", text, flags=re.M)
+    steps = [f"{kw} {args}" for stage in image.built_from for kw, args in stage.instructions if kw in ("COPY", "RUN")]
+    metadata = steps.index(f"COPY services/{service}/pyproject.toml services/{service}/")
+    resolve_step = next(i for i, step in enumerate(steps) if "pip install -c constraints.txt" in step)
+    code = steps.index(f"COPY services/{service}/ services/{service}/")
+    assert metadata < resolve_step < code
+    installs = pip_installs(image, service)
+    assert installs[0][:3] == ["-c", "constraints.txt", "./shared[s3]"]
+    assert installs[-1] == ["--no-deps", "--force-reinstall", "./shared", f"./services/{service}"]
+    assert image.user and not image.user.startswith(("root", "0"))
+    assert "belle_shared.healthcheck" in image.healthcheck
+    # The image starts the service's own entry point.
+    scripts = tomllib.loads((ROOT / "services" / service / "pyproject.toml").read_text())["project"]["scripts"]
+    assert image.cmd and image.cmd[0] in scripts
     if service in ("trainer", "quantizer"):
-        assert base and base[0].startswith("pytorch/pytorch:") and "cuda" in base[0]
+        assert image.base.startswith("pytorch/pytorch:") and "cuda" in image.base and "devel" in image.base
     else:
-        assert base and base[0].startswith("python:3.11-slim")
+        assert image.base.startswith("python:3.11-slim")
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_what_differs_per_service_is_in_the_table_and_its_own_stage(service):
+    """The table at the top of the template says each service's base stage and extras, and the
+    build does that; the service's own stage only sets settings (no install, no copy)."""
+    image = resolve(DOCKERFILE, SERVICE=service)
+    row = documented_differences()[service]
+    assert image.stages[1:] == [service, row["stage"]]
+    extras = f"[{row['extras']}]" if row["extras"] else ""
+    assert pip_installs(image, service)[0][-1] == f"./services/{service}{extras}"
+    (own,) = [stage for stage in image.built_from if stage.name == service]
+    assert {keyword for keyword, _ in own.instructions} <= {"ENV", "EXPOSE", "HEALTHCHECK", "CMD"}
+    if service == "gateway":
+        assert image.expose == ["8000"] and "--http" in image.healthcheck
+        assert image.env["BELLE_CHAT_ENGINE"] == "off"
+    else:
+        assert image.expose == [] and "--broker" in image.healthcheck
+
+
+def test_the_template_table_names_every_service():
+    assert set(documented_differences()) == set(SERVICES)
+    assert documented_differences()["trainer"]["extras"] == "kubernetes"  # the multi-node launcher's client
 
 
 def test_gateway_image_has_no_torch():
