@@ -80,7 +80,8 @@ from belle_shared.db.migrate import upgrade
 from belle_shared.db.models import Job, JobEvent, TERMINAL_STATUSES
 from belle_shared.db.types import utcnow
 from belle_shared.jobs import create_job
-from belle_shared.queue import QUEUE_FOR_TYPE, make_celery, task_name
+from belle_shared.job_types import queue_for
+from belle_shared.queue import make_celery, task_name
 from belle_shared.settings import Settings
 from belle_shared.specs import ImportSpec
 from belle_shared.teams import create_team
@@ -371,7 +372,7 @@ class BarePath:
         self.stack = stack
         self.states: list[object] = [None] * clients
         self.task = task_name("import")
-        self.queue = QUEUE_FOR_TYPE["import"]
+        self.queue = queue_for("import")
         self.ids: list[uuid.UUID] = []
 
     def prepare(self, n: int) -> None:

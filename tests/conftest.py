@@ -105,11 +105,15 @@ class WorkerProcess:
     """A real worker process, `belle-datagen-worker` unless ``module`` names another (own process
     group, so a test can SIGKILL it whole)."""
 
-    def __init__(self, settings: Settings, log_path: Path, *, module: str = "belle_datagen.worker", **env):
+    def __init__(self, settings: Settings, log_path: Path, *, module: str = "belle_datagen.worker",
+                 call: str | None = None, **env):
         self.log_path = log_path
         self._log = open(log_path, "ab")
+        # `call`: "module:function" to run instead of `python -m module` (a module that registers a job
+        # type must not run as __main__, or importing it by name registers its spec a second time).
+        command = ["-c", "import {0}; {0}.{1}()".format(*call.split(":"))] if call else ["-m", module]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", module],
+            [sys.executable, *command],
             env=settings_env(settings, **env),
             stdout=self._log,
             stderr=subprocess.STDOUT,

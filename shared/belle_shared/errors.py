@@ -34,3 +34,15 @@ class JobCancelled(Exception):
 
 class LeaseLost(Exception):
     """This worker no longer holds the job (the sweeper gave it to another); stop without recording."""
+
+
+class SpecRefused(Exception):
+    """A job spec that cannot run, found before it is queued: the gateway answers ``status`` (400, or
+    409 for a name already taken) with ``message``, naming the field in ``param``."""
+
+    def __init__(self, message: str, *, param: str | None = None, code: str = "invalid_value", status: int = 400):
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code
+        self.status = status

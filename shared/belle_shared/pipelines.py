@@ -11,17 +11,17 @@ job spec in which a string ``"${STEP.OUTPUT}"`` stands for an earlier step's out
       - {name: quant, spec: {type: quantize, model_id: "${train.model_id}"}}
 
 Nothing polls: whoever sees a step's job end (the worker that ran it, the gateway that cancelled it,
-the sweeper that gave up on it) calls ``advance_pipeline`` in a transaction that locks the pipeline
-row. It creates the jobs whose inputs now exist and, once nothing is left to run, ends the pipeline.
+the sweeper that gave up on it) calls ``belle_shared.lifecycle.finish_job``, which runs
+``advance_pipeline`` in a transaction that locks the pipeline row. It creates the jobs whose inputs now exist and, once nothing is left to run, ends the pipeline.
 A failed step stops the steps that need it (they are ``skipped``) while independent ones go on;
 ``retry_pipeline`` re-runs failed and cancelled steps, keeping what succeeded.
 
-Data access in the style of ``belle_shared.jobs``: keyword-only, flushes, never commits.
+Data access in the style of ``belle_shared.jobs``: keyword-only, flushes, never commits (committing
+and sending the jobs it creates is ``belle_shared.lifecycle``'s).
 """
 
 from __future__ import annotations
 
-import logging
 import re
 import uuid
 from collections.abc import Iterator
@@ -30,33 +30,19 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from belle_shared.db.models import Job, JobStatus
 from belle_shared.db.types import utcnow
-from belle_shared.jobs import CancelRefused, add_event, create_job, mark_sent, request_cancel, set_terminal
-from belle_shared.specs import JOB_SPEC_ADAPTER, JobSpec
+from belle_shared.jobs import CancelRefused, add_event, create_job, request_cancel, set_terminal
+from belle_shared.job_types import get_job_type, spec_adapter
+from belle_shared.specs import PENDING_OUTPUT, JobSpec
 
-log = logging.getLogger(__name__)
 
 PIPELINE_TYPE = "pipeline"
 STEP_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,63}$"
 # A reference is a whole string value: "${train.model_id}".
 REFERENCE = re.compile(r"^\$\{([A-Za-z][A-Za-z0-9_-]{0,63})\.([A-Za-z_]+)\}$")
-# What each job type's result offers to later steps.
-STEP_OUTPUTS: dict[str, tuple[str, ...]] = {
-    "import": ("dataset_id",),
-    "datagen": ("dataset_id",),
-    "train": ("model_id",),
-    "quantize": ("model_id",),
-    "model_import": ("model_id",),
-    "eval": (),
-}
-# Stands in for every reference while a submitted spec is checked: the outputs are all ids, and a
-# UUID string is valid wherever a dataset id or a model id (id or name) goes. Checks that look an id
-# up skip it (`is_pending_output`): what it will be is checked when the step starts.
-PENDING_OUTPUT = "00000000-0000-0000-0000-000000000000"
-
 StepStatus = Literal["pending", "skipped", "queued", "running", "succeeded", "failed", "cancelled"]
 
 
@@ -66,7 +52,8 @@ class PipelineStep(BaseModel):
     name: str = Field(pattern=STEP_NAME_PATTERN, description="The step's name, unique in the pipeline.")
     spec: dict[str, Any] = Field(
         description="A job spec (any job type). A string value `${STEP.OUTPUT}` is replaced by an earlier step's "
-        "output when this step starts: `dataset_id` of import and datagen, `model_id` of train, quantize and model_import."
+        "output when this step starts: `dataset_id` of import and datagen, `model_id` of train, quantize and "
+        "model_import (each job type's outputs: `GET /v1/job_types`)."
     )
     after: list[str] = Field(
         default_factory=list, description="Earlier steps that must succeed first, besides those `spec` refers to."
@@ -173,23 +160,18 @@ def check_pipeline(spec: PipelineSpec) -> list[JobSpec]:
                 raise PipelineSpecError(
                     f"{param}: " + (f"step {name!r} comes later; list a step after those it refers to" if later
                                     else f"no step {name!r} before this one"), param=param, code="unknown_step")
-            offered = STEP_OUTPUTS[types[name]]
+            offered = get_job_type(types[name]).outputs
             if output not in offered:
                 raise PipelineSpecError(
                     f"{param}: step {name!r} ({types[name]}) has no output {output!r}; it offers "
                     + (", ".join(offered) if offered else "none"), param=param, code="unknown_output")
         try:
-            job_spec = JOB_SPEC_ADAPTER.validate_python(_substitute(step.spec, lambda *_: PENDING_OUTPUT))
+            job_spec = spec_adapter().validate_python(_substitute(step.spec, lambda *_: PENDING_OUTPUT))
         except ValidationError as exc:
             raise StepSpecInvalid(exc, ("steps", index, "spec")) from None
         types[step.name] = job_spec.type
         checked.append(job_spec)
     return checked
-
-
-def is_pending_output(value: object) -> bool:
-    """True for the stand-in of a reference in a spec that ``check_pipeline`` returned."""
-    return value is not None and str(value) == PENDING_OUTPUT
 
 
 def resolve_step(step: PipelineStep, outputs: dict[str, dict[str, Any]]) -> JobSpec:
@@ -202,7 +184,7 @@ def resolve_step(step: PipelineStep, outputs: dict[str, dict[str, Any]]) -> JobS
                                     code="missing_output")
         return str(value)
 
-    return JOB_SPEC_ADAPTER.validate_python(_substitute(step.spec, replace))
+    return spec_adapter().validate_python(_substitute(step.spec, replace))
 
 
 # ---------------------------------------------------------------------------------------- state
@@ -382,30 +364,3 @@ def retry_pipeline(session: Session, *, pipeline: Job) -> list[Job]:
         created.append(job)
     session.flush()
     return created + advance_pipeline(session, pipeline_id=pipeline.id)
-
-
-# ------------------------------------------------------------------------------- after a commit
-
-
-def send_created(session_factory: sessionmaker[Session], celery, jobs: list[Job]) -> None:
-    """Send the messages of jobs that were just committed; a failed send is left to the sweeper."""
-    from belle_shared.queue import SendFailed, send_job
-
-    for job in jobs:
-        try:
-            send_job(celery, job_id=job.id, job_type=job.type)
-        except SendFailed as exc:
-            log.warning("%s; the sweeper will send it", exc)
-            return  # the broker is down: the sweeper sends them (sent_at is unset)
-        with session_factory() as session, session.begin():
-            mark_sent(session, job_id=job.id)
-
-
-def advance_parent(session_factory: sessionmaker[Session], celery, *, job_id: uuid.UUID) -> None:
-    """After a job ended: advance its pipeline, if it is a step of one, and send what that started."""
-    with session_factory() as session, session.begin():
-        parent_id = session.scalar(select(Job.parent_id).where(Job.id == job_id))
-        if parent_id is None:
-            return
-        created = advance_pipeline(session, pipeline_id=parent_id)
-    send_created(session_factory, celery, created)

@@ -1,7 +1,8 @@
-"""Celery app factory and the routing of job types to queues.
+"""Celery app factory and the sending of jobs to their queues.
 
 The gateway sends tasks by name (``belle.job.<type>``) with the job id as the only argument, so it
-never imports worker code. Status lives in the database; there is no result backend.
+never imports worker code. Each type's queue is its declaration's (``belle_shared.job_types``).
+Status lives in the database; there is no result backend.
 """
 
 from __future__ import annotations
@@ -12,27 +13,18 @@ import uuid
 from celery import Celery
 from kombu import Queue
 
+from belle_shared.job_types import queue_for, queues as registered_queues
 from belle_shared.settings import Settings
 
 log = logging.getLogger(__name__)
-
-# One queue per service. Dataset import is cheap CPU work and lives with data generation.
-QUEUE_FOR_TYPE: dict[str, str] = {
-    "import": "datagen",
-    "datagen": "datagen",
-    "train": "train",
-    "quantize": "quantize",
-    "eval": "eval",
-    "model_import": "train",  # converting weights needs torch and transformers: the trainer's worker has both
-}
-QUEUES: tuple[str, ...] = ("datagen", "train", "quantize", "eval")
-
 
 def task_name(job_type: str) -> str:
     return f"belle.job.{job_type}"
 
 
-def make_celery(settings: Settings, *, queues: tuple[str, ...] = QUEUES) -> Celery:
+def make_celery(settings: Settings, *, queues: tuple[str, ...] | None = None) -> Celery:
+    """A Celery app that declares ``queues`` (default: every registered job type's queue)."""
+    queues = queues or registered_queues()
     app = Celery("belle", broker=settings.resolved_broker_url, set_as_current=False)
     app.conf.update(
         task_serializer="json",
@@ -76,7 +68,7 @@ def send_job(app: Celery, *, job_id: uuid.UUID, job_type: str, countdown: float 
         app.send_task(
             task_name(job_type),
             args=[str(job_id)],
-            queue=QUEUE_FOR_TYPE[job_type],
+            queue=queue_for(job_type),
             task_id=f"{job_id}-{uuid.uuid4().hex[:8]}",
             countdown=countdown,
             retry=True,

@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "dev-secret"}
@@ -78,6 +78,12 @@ class Settings(BaseSettings):
         "jobs), comma-separated in the environment; the gateway and the trainer worker must both see them. "
         "Unset: <data_dir>/models. A team may also register a folder of its own in the artifact store.",
     )
+    job_type_modules: CommaList = Field(
+        default_factory=list,
+        description="Python modules that declare job types of their own (`belle_shared.job_types."
+        "register_job_type`), comma-separated; imported when the settings are read, by the gateway and by "
+        "the worker that runs those types. The built-in types need none.",
+    )
     cache_dir: Path | None = Field(
         None, description="Per-machine cache of downloaded and converted files (the bundled real model's "
         "package and its converted folder). Unset: $XDG_CACHE_HOME/belle, else ~/.cache/belle.",
@@ -105,6 +111,16 @@ class Settings(BaseSettings):
         description="Broker redelivery timeout for unacknowledged messages, in seconds. Must exceed the longest job; "
         "dead workers are recovered by the lease, not by this.",
     )
+
+    @field_validator("job_type_modules")
+    @classmethod
+    def _import_job_types(cls, value: list[str]) -> list[str]:
+        # Imported here, before the fields that name job types are checked: a module that cannot be
+        # imported stops the process at start, not at its first job.
+        from belle_shared.job_types import import_job_type_modules
+
+        import_job_type_modules(value)
+        return value
 
     @model_validator(mode="after")
     def _no_placeholder_secret_in_production(self) -> "Settings":

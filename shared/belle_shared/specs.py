@@ -1,22 +1,42 @@
 """Job specs: the typed contract between the gateway and the workers.
 
-Each job type has one pydantic model with a ``type`` literal; ``JobSpec`` is their union,
-discriminated on ``type``. The gateway validates what a team submits, stores ``spec.model_dump()``
-in the job row, and the worker validates it again with ``parse_spec``. Defaults are BELLE's
-published ones where BELLE has one (noted beside the field).
+Each job type has one pydantic model, a ``JobSpec`` with a ``type`` literal, declared with its queue,
+outputs and submit-time checks in ``belle_shared.job_types`` (the registry: the union of the
+registered specs, discriminated on ``type``, is built there). The gateway validates what a team
+submits, stores ``spec.model_dump()`` in the job row, and the worker validates it again with
+``job_types.parse_spec``. Defaults are BELLE's published ones where BELLE has one (noted beside the
+field).
 """
 
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Literal, Union
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class _Spec(BaseModel):
     # Unknown fields are an error, so a misspelt option is reported instead of silently ignored.
     model_config = ConfigDict(extra="forbid")
+
+
+class JobSpec(_Spec):
+    """The base of every job type's spec; a subclass adds ``type: Literal["<its type>"]``."""
+
+    type: str
+
+
+# Stands in for every reference to a pipeline step's output ("${train.model_id}") while a submitted
+# pipeline is checked: the outputs are all ids, and a UUID string is valid wherever a dataset id or a
+# model id (id or name) goes. Submit-time checks that look an id up skip it (`is_pending_output`):
+# what it will be is checked when the step starts.
+PENDING_OUTPUT = "00000000-0000-0000-0000-000000000000"
+
+
+def is_pending_output(value: object) -> bool:
+    """True for the stand-in of a pipeline reference in a spec being checked before it runs."""
+    return value is not None and str(value) == PENDING_OUTPUT
 
 
 # --------------------------------------------------------------------------------------- import
@@ -26,7 +46,7 @@ ImportFormat = Literal[
 ]
 
 
-class ImportSpec(_Spec):
+class ImportSpec(JobSpec):
     """Validate an uploaded JSONL file and convert it into a conversation dataset."""
 
     type: Literal["import"] = "import"
@@ -81,7 +101,7 @@ PROMPT_PLACEHOLDERS: dict[str, tuple[str, ...]] = {
 }
 
 
-class DatagenSpec(_Spec):
+class DatagenSpec(JobSpec):
     """Self-instruct generation of an instruction dataset from a teacher model."""
 
     type: Literal["datagen"] = "datagen"
@@ -177,7 +197,7 @@ class TrainHyperparameters(_Spec):
         "CPU is mixed precision through DeepSpeed; fast only on CPUs with native bf16 (AVX512-BF16, AMX).")
 
 
-class TrainSpec(_Spec):
+class TrainSpec(JobSpec):
     """Supervised fine-tuning of a causal language model on a conversation dataset."""
 
     type: Literal["train"] = "train"
@@ -237,7 +257,7 @@ class TrainSpec(_Spec):
 # ------------------------------------------------------------------------------------- quantize
 
 
-class QuantizeSpec(_Spec):
+class QuantizeSpec(JobSpec):
     """GPTQ post-training quantization of a model, measured against round-to-nearest."""
 
     type: Literal["quantize"] = "quantize"
@@ -273,7 +293,7 @@ class QuantizeSpec(_Spec):
 # ------------------------------------------------------------------------------- model_import
 
 
-class ModelImportSpec(_Spec):
+class ModelImportSpec(JobSpec):
     """Import real weights as one of the team's base models: a GGUF file or a Hugging Face folder under a
     model root, or a bundled model fetched from the package registry (never a model hub)."""
 
@@ -337,7 +357,7 @@ def canonical_eval_class(name: str) -> str | None:
     return folded if folded in EVAL_CLASSES else None
 
 
-class EvalSpec(_Spec):
+class EvalSpec(JobSpec):
     """Score one or more models on an eval set, per task class."""
 
     type: Literal["eval"] = "eval"
@@ -398,17 +418,3 @@ class EvalSpec(_Spec):
         if self.mode == "pairwise" and candidates != 2:
             raise ValueError("mode=pairwise compares exactly two models (model_ids and candidate_endpoints together)")
         return self
-
-
-# ------------------------------------------------------------------------------------ the union
-
-JobSpec = Annotated[
-    Union[ImportSpec, DatagenSpec, TrainSpec, QuantizeSpec, EvalSpec, ModelImportSpec], Field(discriminator="type")
-]
-JOB_SPEC_ADAPTER: TypeAdapter[JobSpec] = TypeAdapter(JobSpec)
-JOB_TYPES: tuple[str, ...] = ("import", "datagen", "train", "quantize", "eval", "model_import")
-
-
-def parse_spec(data: dict) -> JobSpec:
-    """Validate a stored or submitted spec; raises pydantic.ValidationError."""
-    return JOB_SPEC_ADAPTER.validate_python(data)

@@ -24,8 +24,10 @@ from sqlalchemy.orm import Session, aliased, sessionmaker
 from belle_shared.db.models import Job, JobStatus
 from belle_shared.db.types import utcnow
 from belle_shared.jobs import add_event, mark_sent, set_terminal
-from belle_shared.pipelines import PIPELINE_TYPE, advance_pipeline, send_created
-from belle_shared.queue import QUEUE_FOR_TYPE, SendFailed, send_job
+from belle_shared.job_types import UnknownJobType
+from belle_shared.lifecycle import advance_idle_pipeline, finish_job
+from belle_shared.pipelines import PIPELINE_TYPE
+from belle_shared.queue import SendFailed, send_job
 from belle_shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,7 @@ def sweep(session_factory: sessionmaker[Session], celery: Celery, settings: Sett
     report = SweepReport()
     lease_cutoff = now - dt.timedelta(seconds=settings.lease_timeout)
     requeued_ids = []
+    failed_ids = []
 
     with session_factory() as session, session.begin():
         stale = session.scalars(
@@ -64,6 +67,7 @@ def sweep(session_factory: sessionmaker[Session], celery: Celery, settings: Sett
                     error={"code": "worker_lost", "message": f"the job lost its worker {job.attempts} times"},
                 )
                 report.failed.append(str(job.id))
+                failed_ids.append(job.id)
                 continue
             job.status = JobStatus.queued
             job.worker_id = None
@@ -78,6 +82,8 @@ def sweep(session_factory: sessionmaker[Session], celery: Celery, settings: Sett
             )
             requeued_ids.append(job.id)
             report.requeued.append(str(job.id))
+    for job_id in failed_ids:
+        finish_job(session_factory, celery, job_id=job_id)
 
     unsent_cutoff = now - dt.timedelta(seconds=settings.unsent_resend_after)
     resend_cutoff = now - dt.timedelta(seconds=settings.queued_resend_after)
@@ -86,7 +92,7 @@ def sweep(session_factory: sessionmaker[Session], celery: Celery, settings: Sett
             select(Job.id, Job.type)
             .where(
                 Job.status == JobStatus.queued,
-                Job.type.in_(QUEUE_FOR_TYPE),  # a pipeline row has no queue
+                Job.type != PIPELINE_TYPE,  # a pipeline row has no queue
                 or_(
                     Job.id.in_(requeued_ids) if requeued_ids else false(),
                     (Job.sent_at.is_(None) & (Job.created_at < unsent_cutoff)),
@@ -102,6 +108,10 @@ def sweep(session_factory: sessionmaker[Session], celery: Celery, settings: Sett
             log.warning("sweeper: %s", exc)
             report.send_errors += 1
             break  # the broker is down; the next sweep tries again
+        except UnknownJobType as exc:
+            # A type declared by a module this process has not imported (BELLE_JOB_TYPE_MODULES).
+            log.warning("sweeper: job %s not sent: %s", job_id, exc.args[0])
+            continue
         with session_factory() as session, session.begin():
             mark_sent(session, job_id=job_id)
         report.sent.append(str(job_id))
@@ -125,9 +135,8 @@ def _advance_idle_pipelines(session_factory: sessionmaker[Session], celery: Cele
         ).all()
     advanced = []
     for pipeline_id in idle:
-        with session_factory() as session, session.begin():
-            created = advance_pipeline(session, pipeline_id=pipeline_id)
-        send_created(session_factory, celery, created)
+        with session_factory() as session:
+            advance_idle_pipeline(session, celery, pipeline_id=pipeline_id)
         advanced.append(str(pipeline_id))
     return advanced
 

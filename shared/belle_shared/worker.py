@@ -33,10 +33,11 @@ from belle_shared.db.types import utcnow
 from belle_shared.errors import JobCancelled, JobError, LeaseLost, RetryableJobError
 from belle_shared.jobs import add_event, set_terminal
 from belle_shared.logs import configure_logging
-from belle_shared.pipelines import advance_parent
-from belle_shared.queue import QUEUE_FOR_TYPE, SendFailed, make_celery, send_job, task_name
+from belle_shared.job_types import UnknownJobType, parse_spec, queue_for
+from belle_shared.lifecycle import finish_job
+from belle_shared.queue import SendFailed, make_celery, send_job, task_name
 from belle_shared.settings import Settings
-from belle_shared.specs import JobSpec, parse_spec
+from belle_shared.specs import JobSpec
 
 log = logging.getLogger(__name__)
 
@@ -301,8 +302,10 @@ class JobRegistry:
 
     def job(self, job_type: str, *, soft_time_limit: float | None = None, time_limit: float | None = None,
             retry_backoff: float = 10.0) -> Callable[[JobFunction], JobFunction]:
-        if job_type not in QUEUE_FOR_TYPE:
-            raise ValueError(f"unknown job type {job_type!r}")
+        try:
+            queue_for(job_type)
+        except UnknownJobType as exc:
+            raise ValueError(f"{exc.args[0]}; register it first (belle_shared.job_types)") from None
 
         def decorate(fn: JobFunction) -> JobFunction:
             self.handlers[job_type] = JobHandler(job_type, fn, soft_time_limit, time_limit, retry_backoff)
@@ -319,7 +322,7 @@ class JobRegistry:
 
             app.task(
                 name=task_name(handler.job_type),
-                queue=QUEUE_FOR_TYPE[handler.job_type],
+                queue=queue_for(handler.job_type),
                 acks_late=True,
                 reject_on_worker_lost=True,
                 ignore_result=True,
@@ -334,7 +337,7 @@ def execute_job(handler: JobHandler, runtime: WorkerRuntime, job_id: uuid.UUID) 
     worker_id = runtime.worker_id
     claim = claim_job(runtime.session_factory, settings, job_id=job_id, worker_id=worker_id)
     if claim is None:
-        _advance_pipeline_of(runtime, job_id)  # the claim may have ended it (cancelled before it started)
+        finish_job(runtime.session_factory, runtime.celery, job_id=job_id)  # the claim may have ended it (cancelled)
         return None
     ctx = JobContext(job_id=job_id, team_id=claim.team_id, attempt=claim.attempt, runtime=runtime)
     heartbeat = Heartbeat(ctx, settings.heartbeat_interval)
@@ -353,16 +356,8 @@ def execute_job(handler: JobHandler, runtime: WorkerRuntime, job_id: uuid.UUID) 
         except SendFailed as exc:
             log.warning("%s; the sweeper will re-send it", exc)
     else:
-        _advance_pipeline_of(runtime, job_id)
+        finish_job(runtime.session_factory, runtime.celery, job_id=job_id)
     return outcome
-
-
-def _advance_pipeline_of(runtime: WorkerRuntime, job_id: uuid.UUID) -> None:
-    """Start the next steps if the job is a pipeline step; on any error the sweeper does it later."""
-    try:
-        advance_parent(runtime.session_factory, runtime.celery, job_id=job_id)
-    except Exception:
-        log.exception("job %s: could not advance its pipeline; the sweeper will", job_id)
 
 
 def _run(handler: JobHandler, claim: Claim, ctx: JobContext, settings: Settings) -> Outcome | None:

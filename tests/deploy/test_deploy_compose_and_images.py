@@ -15,7 +15,7 @@ import pytest
 from deploy_tools import ROOT, SERVICES, compose_binary, run, venv_binary
 from dockerfile_stages import Image, resolve
 
-from belle_shared.queue import QUEUES
+from belle_shared.job_types import queues as registered_queues
 
 ENV_EXAMPLE = ROOT / ".env.example"
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -103,7 +103,7 @@ def test_services_queues_gpus_and_the_migration_step(tmp_path):
     assert result.returncode == 0, result.stderr
     services = json.loads(result.stdout)["services"]
     assert {"postgres", "redis", "minio", "migrate", "gateway", "flower", "vllm"} <= set(services)
-    assert set(WORKER_SERVICES.values()) == set(QUEUES)
+    assert set(WORKER_SERVICES.values()) == set(registered_queues())
     for name in WORKER_SERVICES:
         assert services[name]["command"] is None or services[name]["command"] == [], name  # the image's CMD
     for name, gpu in {"trainer": True, "quantizer": True, "datagen": False, "evaluator": False, "gateway": False}.items():

@@ -11,7 +11,7 @@ import kubernetes_validate
 import pytest
 from deploy_tools import K8S, kustomize
 
-from belle_shared.queue import QUEUES
+from belle_shared.job_types import queues as registered_queues
 
 # The oldest Kubernetes release the manifests are meant for, and the newest the schemas know.
 KUBERNETES_VERSIONS = ("1.29", kubernetes_validate.utils.latest_version())
@@ -135,7 +135,7 @@ def test_one_worker_deployment_per_queue_and_the_gateway_waits_for_migrations():
     docs = rendered("base")
     deployments = by_kind(docs, "Deployment")
     queues = {doc["metadata"]["labels"].get("belle.dev/queue") for doc in deployments.values()} - {None}
-    assert queues == set(QUEUES)
+    assert queues == set(registered_queues())
     init = deployments["belle-gateway"]["spec"]["template"]["spec"]["initContainers"][0]
     assert init["command"][:4] == ["python", "-m", "belle_shared.db.migrate", "--wait"]
     migrate = by_kind(docs, "Job")["belle-migrate"]["spec"]["template"]["spec"]["containers"][0]

@@ -181,7 +181,7 @@ def test_the_same_eval_again_asks_the_judge_nothing(client, setup, judged):
 
 def test_a_redelivered_job_returns_the_recorded_result(setup, judged, settings, tmp_path):
     from belle_evaluator.job import run_eval
-    from belle_shared.specs import parse_spec
+    from belle_shared.job_types import parse_spec
     from belle_shared.worker import JobContext, WorkerRuntime
 
     ctx = JobContext(job_id=uuid.UUID(judged["id"]), team_id=setup["team"], attempt=2,

@@ -11,9 +11,10 @@ from pydantic import ValidationError
 
 from belle_shared.artifacts import ArtifactStore
 from belle_shared.db.types import UTCDateTime
-from belle_shared.queue import QUEUE_FOR_TYPE, QUEUES, task_name
+from belle_shared.job_types import job_type_names, job_types, parse_spec, queues, spec_adapter
+from belle_shared.queue import task_name
 from belle_shared.settings import Settings
-from belle_shared.specs import JOB_SPEC_ADAPTER, JOB_TYPES, ImportSpec, TrainSpec, parse_spec
+from belle_shared.specs import ImportSpec, TrainSpec
 
 
 def test_union_is_discriminated_on_type():
@@ -30,10 +31,14 @@ def test_union_is_discriminated_on_type():
 
 
 def test_every_type_has_a_queue_and_a_documented_spec():
-    assert set(JOB_TYPES) == set(QUEUE_FOR_TYPE)
-    assert set(QUEUE_FOR_TYPE.values()) <= set(QUEUES)
+    assert job_type_names() == ("import", "datagen", "train", "quantize", "eval", "model_import")
+    assert queues() == ("datagen", "train", "quantize", "eval")
+    assert {name: t.queue for name, t in job_types().items()} == {
+        "import": "datagen", "datagen": "datagen", "train": "train", "quantize": "quantize", "eval": "eval",
+        "model_import": "train"}
+    assert all(t.checks for t in job_types().values()), "every built-in type is checked before it is queued"
     assert task_name("import") == "belle.job.import"
-    schema = JOB_SPEC_ADAPTER.json_schema()
+    schema = spec_adapter().json_schema()
     for name, definition in schema["$defs"].items():
         for field, prop in definition.get("properties", {}).items():
             if field == "type":

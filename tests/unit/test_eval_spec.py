@@ -9,7 +9,8 @@ import sys
 import pytest
 from pydantic import ValidationError
 
-from belle_shared.specs import EVAL_CLASSES, EvalSpec, canonical_eval_class, parse_spec
+from belle_shared.job_types import parse_spec
+from belle_shared.specs import EVAL_CLASSES, EvalSpec, canonical_eval_class
 
 JUDGE = {"base_url": "http://127.0.0.1:1/v1", "model": "judge"}
 ENDPOINT = {"base_url": "http://127.0.0.1:2/v1", "model": "served"}

@@ -13,8 +13,9 @@ from fastapi import FastAPI
 from belle_gateway.errors import install_error_handlers
 from belle_gateway.metrics import make_registry
 from belle_gateway.observe import ObserveRequests
-from belle_gateway.routers import (chat, datasets, eval_judge, evals, files, fine_tuning, health, jobs, models,
-                                   pipelines, secrets, web)
+from belle_gateway.openapi import install_openapi
+from belle_gateway.routers import (chat, datasets, eval_judge, evals, files, fine_tuning, health, job_types, jobs,
+                                   models, pipelines, secrets, web)
 from belle_gateway.serving.service import ChatService
 from belle_gateway.settings import GatewaySettings
 from belle_shared.artifacts import ArtifactStore
@@ -53,11 +54,13 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.state.metrics_registry = make_registry(session_factory)
 
     install_error_handlers(app)
+    install_openapi(app)
 
     app.add_middleware(ObserveRequests, max_upload_bytes=settings.max_upload_bytes)
 
     app.include_router(health.router)
     app.include_router(jobs.router)
+    app.include_router(job_types.router)
     app.include_router(pipelines.router)
     app.include_router(files.router)
     app.include_router(datasets.router)

@@ -10,7 +10,8 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from belle_shared.specs import JOB_TYPES
+from belle_shared.errors import SpecRefused
+from belle_shared.job_types import job_type_names
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,8 @@ def validation_error(exc: ValidationError | RequestValidationError, prefix: tupl
     first = errors[0]
     loc = tuple(prefix) + tuple(first.get("loc", ()))
     # A discriminated union puts the tag in the location ("import", "file_id"); drop it.
-    loc = tuple(part for part in loc if part not in _TAGS)
+    tags = set(job_type_names())
+    loc = tuple(part for part in loc if part not in tags)
     param = loc_to_param(loc) or None
     if first["type"] == "union_tag_invalid":
         ctx = first.get("ctx", {})
@@ -79,12 +81,13 @@ def validation_error(exc: ValidationError | RequestValidationError, prefix: tupl
     return APIError(400, message, param=param, code=first["type"])
 
 
-_TAGS: frozenset[str] = frozenset(JOB_TYPES)
-
-
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(APIError)
     async def _api_error(_request: Request, exc: APIError):
+        return JSONResponse(error_body(exc.status, exc.message, exc.param, exc.code), status_code=exc.status)
+
+    @app.exception_handler(SpecRefused)
+    async def _spec_refused(_request: Request, exc: SpecRefused):
         return JSONResponse(error_body(exc.status, exc.message, exc.param, exc.code), status_code=exc.status)
 
     @app.exception_handler(RequestValidationError)

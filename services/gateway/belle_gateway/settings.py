@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from belle_shared.settings import CommaList, Settings
-from belle_shared.specs import JOB_TYPES
+from belle_shared.job_types import job_type_names
 
 
 class ProxyRoute(BaseModel):
@@ -27,9 +27,10 @@ class GatewaySettings(Settings):
     max_upload_bytes: int = Field(512 * 1024 * 1024, ge=1, description="Largest accepted upload, in bytes "
                                   "(a larger one is refused with a 413).")
     enabled_job_types: CommaList = Field(
-        default_factory=lambda: list(JOB_TYPES),
+        default_factory=lambda: list(job_type_names()),
         description="Job types this deployment accepts (comma-separated in the environment). Others are "
-        "refused with a 400 instead of waiting forever for a worker that is not deployed.",
+        "refused with a 400 instead of waiting forever for a worker that is not deployed. Unset: every "
+        "registered type (the six built-in ones and those of `BELLE_JOB_TYPE_MODULES`).",
     )
     sse_poll_interval: float = Field(0.5, gt=0, description="Seconds between an event stream's checks for new "
                                      "events.")
@@ -72,7 +73,8 @@ class GatewaySettings(Settings):
     @field_validator("enabled_job_types")
     @classmethod
     def _known(cls, value):
-        unknown = set(value) - set(JOB_TYPES)
+        known = job_type_names()
+        unknown = set(value) - set(known)
         if unknown:
-            raise ValueError(f"unknown job types {sorted(unknown)}; known: {list(JOB_TYPES)}")
+            raise ValueError(f"unknown job types {sorted(unknown)}; known: {list(known)}")
         return value

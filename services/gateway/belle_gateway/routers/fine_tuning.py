@@ -21,7 +21,7 @@ from sqlalchemy import and_, or_, select
 
 from belle_gateway.deps import CeleryDep, SessionDep, SettingsDep, StoreDep, TeamDep
 from belle_gateway.errors import APIError, loc_to_param
-from belle_gateway.routers.jobs import cancel_job, submit_job
+from belle_gateway.submission import cancel_job, submit_job
 from belle_gateway.schemas import (
     DEFAULT_LEARNING_RATE,
     BelleOptions,
@@ -210,10 +210,10 @@ def retrieve(fine_tuning_job_id: uuid.UUID, session: SessionDep, team: TeamDep):
 
 
 @router.post("/{fine_tuning_job_id}/cancel", response_model=FineTuningJobPublic)
-def cancel(fine_tuning_job_id: uuid.UUID, session: SessionDep, team: TeamDep):
+def cancel(fine_tuning_job_id: uuid.UUID, session: SessionDep, celery: CeleryDep, team: TeamDep):
     """Cancel a queued job, or ask a running one to stop (it turns `cancelled` within seconds)."""
     job = _train_job(session, team, fine_tuning_job_id, for_update=True)
-    return FineTuningJobPublic.of(cancel_job(session, job, param="fine_tuning_job_id"))
+    return FineTuningJobPublic.of(cancel_job(session, celery, job, param="fine_tuning_job_id"))
 
 
 @router.get("/{fine_tuning_job_id}/events", response_model=FineTuningJobEventsPublic)

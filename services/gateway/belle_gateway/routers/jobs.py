@@ -15,42 +15,16 @@ from pydantic import ValidationError
 
 from belle_gateway.deps import CeleryDep, SessionDep, SettingsDep, StoreDep, TeamDep, json_object_body
 from belle_gateway.errors import APIError, validation_error
-from belle_gateway.metrics import JOBS_SUBMITTED
 from belle_gateway.schemas import JobEventPublic, JobEventsPublic, JobPublic, JobsPublic
-from belle_gateway.spec_checks import run_spec_checks
+from belle_gateway.submission import cancel_job, submit_job
 from belle_shared.db.models import Job, JobStatus
-from belle_shared.jobs import CancelRefused, create_job, get_team_job, list_events, list_jobs, mark_sent, request_cancel
-from belle_shared.pipelines import PIPELINE_TYPE, advance_pipeline, cancel_pipeline
-from belle_shared.queue import SendFailed, send_job
-from belle_shared.specs import JOB_SPEC_ADAPTER
+from belle_shared.job_types import spec_adapter
+from belle_shared.jobs import get_team_job, list_events, list_jobs
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 StatusName = Literal["validating_files", "queued", "running", "succeeded", "failed", "cancelled"]
-
-
-def submit_job(session, celery, settings, store, team, spec, parent_id: uuid.UUID | None = None) -> Job:
-    """Validate references, commit the job with its first event, then send its message (outbox)."""
-    if spec.type not in settings.enabled_job_types:
-        raise APIError(
-            400,
-            f"job type {spec.type!r} is not served by this deployment (enabled: {', '.join(settings.enabled_job_types)})",
-            param="type", code="job_type_unavailable",
-        )
-    run_spec_checks(session, team, spec, store, settings)
-    job = create_job(session, team_id=team.id, spec=spec, parent_id=parent_id)
-    session.commit()
-    JOBS_SUBMITTED.labels(type=spec.type).inc()
-    try:
-        send_job(celery, job_id=job.id, job_type=job.type)
-    except SendFailed as exc:
-        # The job is committed; the sweeper sends it once the broker is back.
-        log.warning("%s; left for the sweeper", exc)
-        return job
-    mark_sent(session, job_id=job.id)
-    session.commit()
-    return job
 
 
 @router.post("", status_code=201, response_model=JobPublic)
@@ -59,7 +33,7 @@ async def create(request: Request, session: SessionDep, celery: CeleryDep, setti
     """Submit a job; the body is a job spec with its `type`."""
     payload = await json_object_body(request, what="a job spec")
     try:
-        spec = JOB_SPEC_ADAPTER.validate_python(payload)
+        spec = spec_adapter().validate_python(payload)
     except ValidationError as exc:
         raise validation_error(exc) from None
     job = await run_in_threadpool(submit_job, session, celery, settings, store, team, spec)
@@ -87,23 +61,6 @@ def _team_job(session, team, job_id: uuid.UUID, *, for_update: bool = False) -> 
     return job
 
 
-def cancel_job(session, job: Job, *, param: str) -> Job:
-    """Cancel a queued job or ask a running one to stop, and commit; a finished job is a 409 on ``param``.
-    A pipeline cancels its steps; a step cancelled before it started ends its pipeline's wait for it."""
-    try:
-        if job.type == PIPELINE_TYPE:
-            cancel_pipeline(session, pipeline=job)
-        else:
-            request_cancel(session, job=job)
-            if job.parent_id is not None and JobStatus(job.status).is_terminal:
-                session.flush()
-                advance_pipeline(session, pipeline_id=job.parent_id)  # a cancelled step starts nothing new
-    except CancelRefused as exc:
-        raise APIError(409, str(exc), param=param, code="job_finished") from None
-    session.commit()
-    return job
-
-
 @router.get("/{job_id}", response_model=JobPublic)
 def get(job_id: uuid.UUID, session: SessionDep, team: TeamDep):
     """One job with its spec, status, error and result."""
@@ -111,9 +68,9 @@ def get(job_id: uuid.UUID, session: SessionDep, team: TeamDep):
 
 
 @router.post("/{job_id}/cancel", response_model=JobPublic)
-def cancel(job_id: uuid.UUID, session: SessionDep, team: TeamDep):
+def cancel(job_id: uuid.UUID, session: SessionDep, celery: CeleryDep, team: TeamDep):
     """Cancel a queued job, or ask a running job to stop (status turns `cancelled` within seconds)."""
-    return JobPublic.of(cancel_job(session, _team_job(session, team, job_id, for_update=True), param="job_id"))
+    return JobPublic.of(cancel_job(session, celery, _team_job(session, team, job_id, for_update=True), param="job_id"))
 
 
 @router.get("/{job_id}/events", response_model=JobEventsPublic)

@@ -14,14 +14,13 @@ from pydantic import ValidationError
 
 from belle_gateway.deps import CeleryDep, SessionDep, SettingsDep, StoreDep, TeamDep, json_object_body
 from belle_gateway.errors import APIError, validation_error
-from belle_gateway.metrics import JOBS_SUBMITTED
 from belle_gateway.schemas import PipelinePublic, PipelinesPublic
-from belle_gateway.spec_checks import run_spec_checks
+from belle_gateway.submission import cancel_job, check_job_spec, submit_pipeline
 from belle_shared.db.models import Job
-from belle_shared.jobs import CancelRefused, get_team_job, list_jobs
+from belle_shared.jobs import get_team_job, list_jobs
+from belle_shared.lifecycle import retry_pipeline
 from belle_shared.pipelines import (
-    PIPELINE_TYPE, PipelineSpec, PipelineSpecError, RetryRefused, StepSpecInvalid, cancel_pipeline,
-    check_pipeline, create_pipeline, pipeline_states, retry_pipeline, send_created,
+    PIPELINE_TYPE, PipelineSpec, PipelineSpecError, RetryRefused, StepSpecInvalid, check_pipeline, pipeline_states,
 )
 
 router = APIRouter(prefix="/v1/pipelines", tags=["pipelines"])
@@ -39,25 +38,16 @@ def check_steps(session, settings, store, team, spec: PipelineSpec) -> None:
         raise validation_error(exc.error, prefix=exc.prefix) from None
     for index, (step, job_spec) in enumerate(zip(spec.steps, job_specs)):
         where = f"steps[{index}].spec"
-        if job_spec.type not in settings.enabled_job_types:
-            raise APIError(400, f"{where}.type: job type {job_spec.type!r} is not served by this deployment "
-                           f"(enabled: {', '.join(settings.enabled_job_types)})", param=f"{where}.type",
-                           code="job_type_unavailable")
         try:
-            run_spec_checks(session, team, job_spec, store, settings)  # they skip the stand-ins of references
+            check_job_spec(session, settings, store, team, job_spec)  # the checks skip the stand-ins of references
         except APIError as exc:
             raise APIError(exc.status, f"steps[{index}] ({step.name}): {exc.message}",
                            param=f"{where}.{exc.param}" if exc.param else where, code=exc.code) from None
 
 
-def _submit(session, factory, celery, settings, store, team, spec: PipelineSpec) -> Job:
+def _submit(session, celery, settings, store, team, spec: PipelineSpec) -> Job:
     check_steps(session, settings, store, team, spec)
-    pipeline, created = create_pipeline(session, team_id=team.id, spec=spec)
-    session.commit()
-    for job in created:
-        JOBS_SUBMITTED.labels(type=job.type).inc()
-    send_created(factory, celery, created)
-    return pipeline
+    return submit_pipeline(session, celery, team, spec)
 
 
 def _team_pipeline(session, team, pipeline_id: uuid.UUID, *, for_update: bool = False) -> Job:
@@ -81,8 +71,7 @@ async def create(request: Request, session: SessionDep, celery: CeleryDep, setti
         spec = PipelineSpec.model_validate(payload)
     except ValidationError as exc:
         raise validation_error(exc) from None
-    pipeline = await run_in_threadpool(_submit, session, request.app.state.session_factory, celery, settings, store,
-                                       team, spec)
+    pipeline = await run_in_threadpool(_submit, session, celery, settings, store, team, spec)
     return await run_in_threadpool(_public, session, pipeline)
 
 
@@ -100,25 +89,19 @@ def get(pipeline_id: uuid.UUID, session: SessionDep, team: TeamDep):
 
 
 @router.post("/{pipeline_id}/cancel", response_model=PipelinePublic)
-def cancel(pipeline_id: uuid.UUID, session: SessionDep, team: TeamDep):
+def cancel(pipeline_id: uuid.UUID, session: SessionDep, celery: CeleryDep, team: TeamDep):
     """Cancel the running and queued steps and start no more (status turns `cancelled` within seconds)."""
     pipeline = _team_pipeline(session, team, pipeline_id, for_update=True)
-    try:
-        cancel_pipeline(session, pipeline=pipeline)
-    except CancelRefused as exc:
-        raise APIError(409, str(exc), param="pipeline_id", code="pipeline_finished") from None
-    session.commit()
+    cancel_job(session, celery, pipeline, param="pipeline_id", code="pipeline_finished")
     return _public(session, pipeline)
 
 
 @router.post("/{pipeline_id}/retry", response_model=PipelinePublic)
-def retry(pipeline_id: uuid.UUID, request: Request, session: SessionDep, celery: CeleryDep, team: TeamDep):
+def retry(pipeline_id: uuid.UUID, session: SessionDep, celery: CeleryDep, team: TeamDep):
     """Run a failed or cancelled pipeline again from its failed steps; succeeded steps are not repeated."""
     pipeline = _team_pipeline(session, team, pipeline_id, for_update=True)
     try:
-        created = retry_pipeline(session, pipeline=pipeline)
+        retry_pipeline(session, celery, pipeline=pipeline)
     except RetryRefused as exc:
         raise APIError(409, str(exc), param="pipeline_id", code="pipeline_not_retryable") from None
-    session.commit()
-    send_created(request.app.state.session_factory, celery, created)
     return _public(session, pipeline)

@@ -188,6 +188,20 @@ async function loadModels() {
   }
 }
 
+// The type filter lists the registered job types (one declaration each, server side), then pipelines.
+async function loadJobTypes() {
+  try {
+    const types = await api("/v1/job_types");
+    const select = $("job-type");
+    const pipeline = select.querySelector("option:last-child");
+    for (const type of types.data) {
+      select.insertBefore(el("option", { value: type.name, title: type.description }, type.name), pipeline);
+    }
+  } catch (err) {
+    showError($("jobs-error"), err);
+  }
+}
+
 $("job-type").addEventListener("change", refreshJobs);
 $("job-status").addEventListener("change", refreshJobs);
 $("datasets-refresh").addEventListener("click", loadDatasets);
@@ -195,6 +209,7 @@ $("models-refresh").addEventListener("click", loadModels);
 
 if (requireKey()) {
   renderHeader("jobs.html");
+  loadJobTypes();
   refreshJobs();
   loadDatasets();
   loadModels();

@@ -1,8 +1,11 @@
-"""Checks a spec must pass before its job is queued: references that exist and belong to the team.
+"""Checks a spec must pass before its job is queued: references that exist and belong to the team,
+and whatever else can be known before a worker runs it (a job that is sure to fail is refused now).
 
-A registry keyed by job type; each check raises APIError naming the offending field. In a pipeline,
-an id that an earlier step will produce is a stand-in (``is_pending_output``) when the pipeline is
-submitted: the checks skip it, and whatever depends on it (the base model's modules, say).
+Each job type names its checks in its declaration (``belle_shared.job_types``); a check raises
+``SpecRefused`` naming the offending field, which the gateway answers as a 400 (409 for a name
+taken). In a pipeline, an id that an earlier step will produce is a stand-in (``is_pending_output``)
+when the pipeline is submitted: the checks skip it, and whatever depends on it (the base model's
+modules, say).
 """
 
 from __future__ import annotations
@@ -15,61 +18,46 @@ from collections.abc import Callable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from belle_gateway.errors import APIError
 from belle_shared.artifacts import ArtifactStore
+from belle_shared.errors import SpecRefused
 from belle_shared.db.models import Dataset, File, Model, ModelKind, Team
 from belle_shared.eval_sets import EvalSetError, iter_eval_rows
 from belle_shared.formats import RowError, to_conversation
 from belle_shared.models import find_model
-from belle_shared.pipelines import is_pending_output
 from belle_shared.model_sources import ModelSourceError, import_name, inspect_gguf, is_gguf_file, resolve_import_path
 from belle_shared.models import ModelExists, check_model_name, check_name_free, inspect_model_folder
 from belle_shared.settings import Settings
 from belle_shared.specs import (
     PROMPT_PLACEHOLDERS, DatagenSpec, EvalSpec, ImportSpec, JobSpec, ModelImportSpec, QuantizeSpec, TrainSpec,
+    is_pending_output,
 )
 
+# (session, team, spec, store, settings): raises SpecRefused, returns nothing.
 SpecCheck = Callable[[Session, Team, JobSpec, ArtifactStore, Settings], None]
-SPEC_CHECKS: dict[str, list[SpecCheck]] = {}
-
-
-def spec_check(job_type: str) -> Callable[[SpecCheck], SpecCheck]:
-    def register(fn: SpecCheck) -> SpecCheck:
-        SPEC_CHECKS.setdefault(job_type, []).append(fn)
-        return fn
-
-    return register
-
-
-def run_spec_checks(session: Session, team: Team, spec: JobSpec, store: ArtifactStore, settings: Settings) -> None:
-    for check in SPEC_CHECKS.get(spec.type, []):
-        check(session, team, spec, store, settings)
 
 
 def require_team_file(session: Session, team: Team, file_id, param: str, *, purposes: tuple[str, ...] = ()) -> File:
     file = session.scalar(select(File).where(File.id == file_id, File.team_id == team.id))
     if file is None:
-        raise APIError(400, f"{param}: no file with id {file_id}", param=param, code="file_not_found")
+        raise SpecRefused(f"{param}: no file with id {file_id}", param=param, code="file_not_found")
     if purposes and file.purpose not in purposes:
-        raise APIError(400, f"{param}: file {file.filename!r} was uploaded with purpose {file.purpose!r}; "
-                       f"this field takes a file uploaded with purpose {' or '.join(map(repr, purposes))}",
-                       param=param, code="wrong_file_purpose")
+        raise SpecRefused(f"{param}: file {file.filename!r} was uploaded with purpose {file.purpose!r}; "
+                          f"this field takes a file uploaded with purpose {' or '.join(map(repr, purposes))}",
+                          param=param, code="wrong_file_purpose")
     return file
 
 
-@spec_check("import")
-def _import_file_exists(session: Session, team: Team, spec: ImportSpec, store: ArtifactStore, settings: Settings) -> None:
+def check_import(session: Session, team: Team, spec: ImportSpec, store: ArtifactStore, settings: Settings) -> None:
     require_team_file(session, team, spec.file_id, "file_id")
 
 
-@spec_check("datagen")
-def _datagen_files(session: Session, team: Team, spec: DatagenSpec, store: ArtifactStore, settings: Settings) -> None:
+def check_datagen(session: Session, team: Team, spec: DatagenSpec, store: ArtifactStore, settings: Settings) -> None:
     if spec.seed_file_id is not None:
         require_team_file(session, team, spec.seed_file_id, "seed_file_id", purposes=("datagen",))
     if spec.topics_file_id is not None:
         if spec.mode != "dialogue":
-            raise APIError(400, "topics_file_id: topics are used only with mode 'dialogue'",
-                           param="topics_file_id", code="invalid_value")
+            raise SpecRefused("topics_file_id: topics are used only with mode 'dialogue'",
+                              param="topics_file_id", code="invalid_value")
         require_team_file(session, team, spec.topics_file_id, "topics_file_id", purposes=("prompt",))
     if spec.prompt_file_id is not None:
         prompt = require_team_file(session, team, spec.prompt_file_id, "prompt_file_id", purposes=("prompt",))
@@ -77,8 +65,8 @@ def _datagen_files(session: Session, team: Team, spec: DatagenSpec, store: Artif
             template = f.read().decode("utf-8")  # checked as UTF-8 text at upload
         missing = [p for p in PROMPT_PLACEHOLDERS[spec.mode] if p not in template]
         if missing:
-            raise APIError(400, f"prompt_file_id: the template {prompt.filename!r} lacks {', '.join(missing)}, "
-                           f"which mode {spec.mode!r} fills in", param="prompt_file_id", code="invalid_prompt")
+            raise SpecRefused(f"prompt_file_id: the template {prompt.filename!r} lacks {', '.join(missing)}, "
+                              f"which mode {spec.mode!r} fills in", param="prompt_file_id", code="invalid_prompt")
 
 
 # Rows of a fine-tuning file converted before its job is queued: enough to catch a file in the wrong
@@ -90,7 +78,7 @@ TRAIN_FILE_CHECK_ROWS = 20
 def require_team_dataset(session: Session, team: Team, dataset_id, param: str) -> Dataset:
     dataset = session.scalar(select(Dataset).where(Dataset.id == dataset_id, Dataset.team_id == team.id))
     if dataset is None:
-        raise APIError(400, f"{param}: no dataset with id {dataset_id}", param=param, code="dataset_not_found")
+        raise SpecRefused(f"{param}: no dataset with id {dataset_id}", param=param, code="dataset_not_found")
     return dataset
 
 
@@ -105,15 +93,14 @@ def check_fine_tune_rows(store: ArtifactStore, file: File, param: str, rows: int
                 to_conversation(json.loads(raw))  # JSON objects, checked at upload
             except RowError as exc:
                 where = f"line {number}" + (f", field {exc.field}" if exc.field else "")
-                raise APIError(400, f"{param}: file {file.filename!r} is not a fine-tuning dataset: {where}: "
-                               f"{exc.message}", param=param, code="invalid_training_row") from None
+                raise SpecRefused(f"{param}: file {file.filename!r} is not a fine-tuning dataset: {where}: "
+                                  f"{exc.message}", param=param, code="invalid_training_row") from None
             checked += 1
             if checked >= rows:
                 return
 
 
-@spec_check("train")
-def _train_references(session: Session, team: Team, spec: TrainSpec, store: ArtifactStore, settings: Settings) -> None:
+def check_train(session: Session, team: Team, spec: TrainSpec, store: ArtifactStore, settings: Settings) -> None:
     for param in ("training_file_id", "validation_file_id"):
         file_id = getattr(spec, param)
         if file_id is not None:
@@ -127,41 +114,41 @@ def _train_references(session: Session, team: Team, spec: TrainSpec, store: Arti
         return
     model = find_model(session, team.id, spec.base_model)
     if model is None:
-        raise APIError(400, f"base_model: no model {spec.base_model!r} (GET /v1/models lists them)",
-                       param="base_model", code="model_not_found")
+        raise SpecRefused(f"base_model: no model {spec.base_model!r} (GET /v1/models lists them)",
+                          param="base_model", code="model_not_found")
     if model.kind == ModelKind.quantized:
-        raise APIError(400, f"base_model: {model.name!r} is a quantized model and cannot be fine-tuned; use the "
-                       "model it was quantized from", param="base_model", code="model_not_trainable")
+        raise SpecRefused(f"base_model: {model.name!r} is a quantized model and cannot be fine-tuned; use the "
+                          "model it was quantized from", param="base_model", code="model_not_trainable")
 
     details = model.details or {}
     if spec.chat_template == "base" and details.get("chat_template") is False:
-        raise APIError(400, f"chat_template: {model.name!r} has no chat template of its own; use 'belle' (BELLE's "
-                       "format, saved with the model) or 'auto'", param="chat_template", code="no_chat_template")
+        raise SpecRefused(f"chat_template: {model.name!r} has no chat template of its own; use 'belle' (BELLE's "
+                          "format, saved with the model) or 'auto'", param="chat_template", code="no_chat_template")
     known = details.get("module_names")
     if spec.method == "lora":
         targets = spec.lora.target_modules
         if targets is not None and not targets:
-            raise APIError(400, "lora.target_modules: empty list; leave it unset for the architecture's defaults",
-                           param="lora.target_modules", code="invalid_value")
+            raise SpecRefused("lora.target_modules: empty list; leave it unset for the architecture's defaults",
+                              param="lora.target_modules", code="invalid_value")
         if targets and known:
             # peft matches a target against the last part of a module's dotted name.
             unknown = [t for t in targets if t.rsplit(".", 1)[-1] not in known]
             if unknown:
-                raise APIError(400, f"lora.target_modules: {model.name!r} ({details.get('model_type', 'this model')}) "
-                               f"has no module {', '.join(map(repr, unknown))}; its linear layers are "
-                               f"{', '.join(known)}", param="lora.target_modules", code="unknown_target_module")
+                raise SpecRefused(f"lora.target_modules: {model.name!r} ({details.get('model_type', 'this model')}) "
+                                  f"has no module {', '.join(map(repr, unknown))}; its linear layers are "
+                                  f"{', '.join(known)}", param="lora.target_modules", code="unknown_target_module")
         if not targets and "module_names" in details and not known:
-            raise APIError(400, f"lora.target_modules: no default LoRA targets for architecture "
-                           f"{details.get('model_type')!r}; name the modules to adapt",
-                           param="lora.target_modules", code="missing_target_modules")
+            raise SpecRefused(f"lora.target_modules: no default LoRA targets for architecture "
+                              f"{details.get('model_type')!r}; name the modules to adapt",
+                              param="lora.target_modules", code="missing_target_modules")
 
     limit = details.get("max_position_embeddings")
     if isinstance(limit, int) and spec.hyperparameters.max_length > limit:
         given = "max_length" in spec.hyperparameters.model_fields_set
         what = f"{spec.hyperparameters.max_length}" if given else f"the default ({spec.hyperparameters.max_length})"
-        raise APIError(400, f"hyperparameters.max_length: {what} is longer than {model.name!r} can attend to "
-                       f"({limit} positions); set it to at most {limit}", param="hyperparameters.max_length",
-                       code="invalid_value")
+        raise SpecRefused(f"hyperparameters.max_length: {what} is longer than {model.name!r} can attend to "
+                          f"({limit} positions); set it to at most {limit}", param="hyperparameters.max_length",
+                          code="invalid_value")
 
 
 def _inherited_detail(session: Session, model: Model, key: str, depth: int = 8):
@@ -175,21 +162,20 @@ def _inherited_detail(session: Session, model: Model, key: str, depth: int = 8):
     return None
 
 
-@spec_check("quantize")
-def _quantize_references(session: Session, team: Team, spec: QuantizeSpec, store: ArtifactStore, settings: Settings) -> None:
+def check_quantize(session: Session, team: Team, spec: QuantizeSpec, store: ArtifactStore, settings: Settings) -> None:
     if is_pending_output(spec.model_id):
         if spec.dataset_id is not None and not is_pending_output(spec.dataset_id):
             require_team_dataset(session, team, spec.dataset_id, "dataset_id")
         return
     model = find_model(session, team.id, spec.model_id)
     if model is None:
-        raise APIError(400, f"model_id: no model {spec.model_id!r} (GET /v1/models lists them)",
-                       param="model_id", code="model_not_found")
+        raise SpecRefused(f"model_id: no model {spec.model_id!r} (GET /v1/models lists them)",
+                          param="model_id", code="model_not_found")
     details = model.details or {}
     if model.kind == ModelKind.quantized or details.get("quantization_method"):
-        raise APIError(400, f"model_id: {model.name!r} is already quantized "
-                       f"({details.get('quantization_method') or 'gptq'}); quantize the model it was made from",
-                       param="model_id", code="model_already_quantized")
+        raise SpecRefused(f"model_id: {model.name!r} is already quantized "
+                          f"({details.get('quantization_method') or 'gptq'}); quantize the model it was made from",
+                          param="model_id", code="model_already_quantized")
     if is_pending_output(spec.dataset_id):
         dataset = None
     elif spec.dataset_id is not None:
@@ -197,22 +183,22 @@ def _quantize_references(session: Session, team: Team, spec: QuantizeSpec, store
     elif model.dataset_id is not None:
         dataset = session.get(Dataset, model.dataset_id)
     else:
-        raise APIError(400, f"dataset_id: {model.name!r} was not trained on a recorded dataset; give a dataset "
-                       "for calibration", param="dataset_id", code="dataset_required")
+        raise SpecRefused(f"dataset_id: {model.name!r} was not trained on a recorded dataset; give a dataset "
+                          "for calibration", param="dataset_id", code="dataset_required")
     needed = spec.calibration_samples + spec.eval_samples
     if dataset is not None and dataset.rows < needed:
-        raise APIError(400, f"calibration_samples: dataset {dataset.name!r} has {dataset.rows} rows; this job needs "
-                       f"{spec.calibration_samples} for calibration plus {spec.eval_samples} held out (eval_samples)",
-                       param="calibration_samples", code="dataset_too_small")
+        raise SpecRefused(f"calibration_samples: dataset {dataset.name!r} has {dataset.rows} rows; this job needs "
+                          f"{spec.calibration_samples} for calibration plus {spec.eval_samples} held out (eval_samples)",
+                          param="calibration_samples", code="dataset_too_small")
     widths = _inherited_detail(session, model, "linear_in_features")
     if spec.group_size not in (None, -1) and widths:
         bad = [width for width in widths if width % spec.group_size]
         if bad:
             fits = max(2**k for k in range(16) if all(w % 2**k == 0 for w in widths))
-            raise APIError(400, f"group_size: {spec.group_size} does not divide the input width "
-                           f"{', '.join(map(str, bad))} of {model.name!r}'s linear layers (widths: "
-                           f"{', '.join(map(str, widths))}); the largest power of two that fits is {fits}, or use -1",
-                           param="group_size", code="invalid_group_size")
+            raise SpecRefused(f"group_size: {spec.group_size} does not divide the input width "
+                              f"{', '.join(map(str, bad))} of {model.name!r}'s linear layers (widths: "
+                              f"{', '.join(map(str, widths))}); the largest power of two that fits is {fits}, or use -1",
+                              param="group_size", code="invalid_group_size")
 
 
 def check_eval_file(store: ArtifactStore, file: File, param: str) -> Counter[str]:
@@ -226,33 +212,31 @@ def check_eval_file(store: ArtifactStore, file: File, param: str) -> Counter[str
             for row in iter_eval_rows(f, source=param):
                 classes[row.cls] += 1
     except EvalSetError as exc:
-        raise APIError(400, f"{param}: line {exc.line}: {exc.message}", param=param, code="invalid_eval_row") from None
+        raise SpecRefused(f"{param}: line {exc.line}: {exc.message}", param=param, code="invalid_eval_row") from None
     if not classes:
-        raise APIError(400, f"{param}: file {file.filename!r} has no questions", param=param, code="empty_eval_set")
+        raise SpecRefused(f"{param}: file {file.filename!r} has no questions", param=param, code="empty_eval_set")
     return classes
 
 
-@spec_check("eval")
-def _eval_references(session: Session, team: Team, spec: EvalSpec, store: ArtifactStore, settings: Settings) -> None:
+def check_eval(session: Session, team: Team, spec: EvalSpec, store: ArtifactStore, settings: Settings) -> None:
     for index, ref in enumerate(spec.model_ids):
         if not is_pending_output(ref) and find_model(session, team.id, ref) is None:
             param = f"model_ids[{index}]"
-            raise APIError(400, f"{param}: no model {ref!r} (GET /v1/models lists them)", param=param,
-                           code="model_not_found")
+            raise SpecRefused(f"{param}: no model {ref!r} (GET /v1/models lists them)", param=param,
+                              code="model_not_found")
     if spec.eval_file_id is not None:
         file = require_team_file(session, team, spec.eval_file_id, "eval_file_id", purposes=("eval",))
         classes = check_eval_file(store, file, "eval_file_id")
         # The class filter is canonical already (EvalSpec); a filter that keeps nothing is a mistake.
         if spec.classes and not any(cls in classes for cls in spec.classes):
-            raise APIError(400, f"classes: eval file {file.filename!r} has no questions of class "
+            raise SpecRefused(f"classes: eval file {file.filename!r} has no questions of class "
                            f"{', '.join(map(repr, spec.classes))} (its classes: {', '.join(sorted(classes))})",
                            param="classes", code="no_questions")
     # A judge for modes judge and pairwise is EvalSpec's own rule (a 400 before these checks run).
 
 
-@spec_check("model_import")
-def _model_import_source(session: Session, team: Team, spec: ModelImportSpec, store: ArtifactStore,
-                         settings: Settings) -> None:
+def check_model_import(session: Session, team: Team, spec: ModelImportSpec, store: ArtifactStore,
+                       settings: Settings) -> None:
     source = None
     if spec.path is not None:
         local = store.local_path(store.uri(f"teams/{team.id}"))
@@ -266,13 +250,13 @@ def _model_import_source(session: Session, team: Team, spec: ModelImportSpec, st
             else:
                 raise ModelSourceError(f"{source.name}: neither a GGUF file nor a Hugging Face model folder")
         except (ModelSourceError, ValueError) as exc:
-            raise APIError(400, f"path: {exc}", param="path", code="invalid_model") from None
+            raise SpecRefused(f"path: {exc}", param="path", code="invalid_model") from None
     name = import_name(name=spec.name, bundled=spec.bundled, path=source)
     try:
         check_model_name(name)
         check_name_free(session, team_id=team.id, name=name)
     except ModelExists as exc:
-        raise APIError(409 if spec.name else 400, f"name: {exc}" + ("" if spec.name else "; give another `name`"),
-                       param="name", code="model_exists") from None
+        raise SpecRefused(f"name: {exc}" + ("" if spec.name else "; give another `name`"),
+                          param="name", code="model_exists", status=409 if spec.name else 400) from None
     except ValueError as exc:
-        raise APIError(400, f"name: {exc}", param="name", code="invalid_name") from None
+        raise SpecRefused(f"name: {exc}", param="name", code="invalid_name") from None
