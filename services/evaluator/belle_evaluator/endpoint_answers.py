@@ -19,7 +19,7 @@ different question set. The API key goes to the client only, never into a log or
 from __future__ import annotations
 
 import asyncio
-from typing import Sequence
+from typing import Callable, Sequence
 
 from belle_evaluator.answer_config import Answer
 from belle_shared.llm_client import TeacherClient
@@ -28,19 +28,25 @@ from belle_shared.specs import GenerationOptions, TeacherEndpoint
 
 async def endpoint_answers(endpoint: TeacherEndpoint, api_key: str | None, questions: Sequence[str],
                            generation: GenerationOptions, concurrency: int, *, field: str = "candidate",
-                           param_prefix: str | None = None, backoff_base: float = 1.0) -> list[Answer]:
+                           param_prefix: str | None = None, backoff_base: float = 1.0,
+                           on_answer: Callable[[int], None] | None = None) -> list[Answer]:
     """Every question's answer from `endpoint`, in order; JobError (RetryableJobError for an endpoint
-    that kept failing) if one cannot be had."""
+    that kept failing) if one cannot be had. `on_answer(answers so far)` is called as each one comes."""
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
     semaphore = asyncio.Semaphore(concurrency)
+    answered = 0
     client = TeacherClient(endpoint, api_key=api_key, temperature=generation.temperature, top_p=generation.top_p,
                            max_tokens=generation.max_new_tokens, backoff_base=backoff_base, field=field,
                            param_prefix=param_prefix)
 
     async def one(index: int, question: str) -> Answer:
+        nonlocal answered
         async with semaphore:
             reply = await client.complete(question)
+        answered += 1
+        if on_answer is not None:
+            on_answer(answered)
         return Answer(id=index, answer=reply.text.strip(), prompt_tokens=reply.prompt_tokens,
                       completion_tokens=reply.completion_tokens)
 

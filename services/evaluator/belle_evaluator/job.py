@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +54,7 @@ from belle_shared.worker import JobContext
 QUESTIONS_FILE = "questions.jsonl"
 ANSWERS_FILE = "answers.jsonl"
 GENERATE_LOG = "generate.log"
+ANSWER_EVENT_EVERY_SECONDS = 1.0  # an endpoint candidate's "N/M answers" events: at most one a second
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,8 @@ def run_eval(spec: EvalSpec, ctx: JobContext, *, work_root: Path) -> dict[str, A
     candidates = resolve_candidates(spec, ctx)
     judge = _judge(spec, ctx)
     ctx.event(f"evaluating {', '.join(c.name for c in candidates)} on {len(questions)} questions of {eval_name} "
-              f"(mode {spec.mode})", kind="status", questions=len(questions), mode=spec.mode)
+              f"(mode {spec.mode})", kind="status", questions=len(questions), mode=spec.mode,
+              models=[c.name for c in candidates])
 
     run_dir = work_root / str(ctx.job_id)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -195,10 +198,19 @@ def _endpoint_answers(candidate: Candidate, questions: list[EvalQuestion], spec:
     endpoint = candidate.endpoint
     assert endpoint is not None
     ctx.event(f"{candidate.name}: asking {endpoint.base_url} for {len(questions)} answers", kind="status")
+    last_event = 0.0
+
+    def answered(done: int) -> None:  # the same progress events as local generation's, at most one a second
+        nonlocal last_event
+        if time.monotonic() - last_event >= ANSWER_EVENT_EVERY_SECONDS or done == len(questions):
+            last_event = time.monotonic()
+            ctx.event(f"{candidate.name}: {done}/{len(questions)} answers", kind="progress", model=candidate.name,
+                      done=done, total=len(questions))
+
     # Errors name the list element: candidate_endpoints[i].model, ... (codes stay candidate_*).
     answers = asyncio.run(endpoint_answers(endpoint, candidate.api_key, [q.question for q in questions],
                                            spec.generation, spec.concurrency, field="candidate",
-                                           param_prefix=candidate.param.rsplit(".", 1)[0]))
+                                           param_prefix=candidate.param.rsplit(".", 1)[0], on_answer=answered))
     write_answers(answers, folder / ANSWERS_FILE)
     prompt_tokens = sum(a.prompt_tokens for a in answers)
     completion_tokens = sum(a.completion_tokens for a in answers)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,8 @@ from belle_shared.specs import QuantizeSpec
 from belle_shared.subprocess_run import run_followed, step_failed
 from belle_shared.worker import JobContext
 from belle_quantizer.run_config import RUN_FILE, QuantizeRun
+
+LAYER_EVENT_EVERY_SECONDS = 1.0  # at most one "layers quantized" event a second
 
 
 def quantized_model_name(parent_name: str, bits: int, group_size: int, job_id) -> str:
@@ -95,6 +98,7 @@ class _Follower:
         self.report: dict[str, Any] | None = None
         self.error: str | None = None
         self.input_error: dict[str, Any] | None = None
+        self._last_layer_event = 0.0
 
     def handle(self, record: dict[str, Any]) -> None:
         kind = record["event"]
@@ -106,6 +110,13 @@ class _Follower:
                            **{k: v for k, v in record.items() if k != "event"})
         elif kind == "stage":
             self.ctx.event(record["message"], kind="status", stage=record["stage"])
+        elif kind == "layer":
+            # At most one event a second (a large model has many small layers), and always the last.
+            now = time.monotonic()
+            if now - self._last_layer_event >= LAYER_EVENT_EVERY_SECONDS or record["done"] == record["total"]:
+                self._last_layer_event = now
+                self.ctx.progress(f"GPTQ: {record['done']}/{record['total']} layers quantized", done=record["done"],
+                                  total=record["total"], stage="gptq")
         elif kind == "measure":
             report = record["report"]
             self.ctx.event(f"{record['variant']}: perplexity {report['perplexity']:.4f} on {report['tokens']} "

@@ -165,9 +165,10 @@ def probe_in_fresh_process(model_dir: Path, samples_file: Path, out: Path) -> di
     return json.loads(out.read_text())
 
 
-def gptq_quantize(run: QuantizeRun, model_path: Path, calibration: list[list[int]], dtype: Any, group_size: int
-                  ) -> tuple[float, list[str]]:
-    """Quantize with GPTQModel and save into run.output_dir; returns (seconds, quantized layer names)."""
+def gptq_quantize(run: QuantizeRun, model_path: Path, calibration: list[list[int]], dtype: Any, group_size: int,
+                  progress: ProgressWriter | None = None) -> tuple[float, list[str]]:
+    """Quantize with GPTQModel and save into run.output_dir; returns (seconds, quantized layer names).
+    Each decoder layer done is a `layer` event (done of total) in `progress`."""
     import torch
     from gptqmodel import GPTQModel, QuantizeConfig
 
@@ -185,6 +186,18 @@ def gptq_quantize(run: QuantizeRun, model_path: Path, calibration: list[list[int
     device = "cuda" if torch.cuda.is_available() else "cpu"
     started = time.perf_counter()
     model = GPTQModel.load(str(model_path), config, device=device, dtype=dtype)
+    if progress is not None:
+        # GPTQModel calls `layer_callback` as each decoder layer is quantized (and again once it is
+        # finalized): the first call of each layer counts it.
+        total = model.model.config.num_hidden_layers
+        done: set[int] = set()
+
+        def layer_quantized(layer_idx: int, submodule_finalized: bool) -> None:
+            if not submodule_finalized and layer_idx not in done:
+                done.add(layer_idx)
+                progress.write("layer", done=min(len(done), total), total=total)
+
+        model.layer_callback = layer_quantized
     model.quantize([{"input_ids": ids, "attention_mask": [1] * len(ids)} for ids in calibration], batch_size=1)
     model.save(str(run.output_dir))
     seconds = time.perf_counter() - started
@@ -257,7 +270,7 @@ def quantize(run: QuantizeRun, progress: ProgressWriter) -> dict[str, Any]:
 
     progress.write("stage", stage="gptq", message=f"GPTQ {spec.bits}-bit, group size {group_size}, "
                    f"{len(calibration)} calibration samples on {device}")
-    gptq_seconds, modules = gptq_quantize(run, model_path, calibration, dtype, group_size)
+    gptq_seconds, modules = gptq_quantize(run, model_path, calibration, dtype, group_size, progress)
 
     progress.write("stage", stage="measure_gptq", message="reloading the quantized folder in a fresh process")
     gptq = probe_in_fresh_process(run.output_dir, held_out_file, run.work_dir / "probe-gptq.json")

@@ -8,6 +8,7 @@ And the events the run reports in `RUN/progress.jsonl` (see `belle_shared.progre
     {"event": "start", "calibration_samples", "eval_samples", "device", "dtype", "quantized_modules",
      "group_size", "group_size_from"}
     {"event": "stage", "stage", "message"}            # what the run is doing now
+    {"event": "layer", "done", "total"}               # GPTQ: decoder layers quantized of all
     {"event": "measure", "variant", "report"}         # source | gptq | rtn, as they finish
     {"event": "done", "output_path", "report"}        # report: the whole quantization_report.json
     {"event": "error", "code", "message", "param"}    # a clear job error (bad input found at run time)
@@ -31,6 +32,7 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     "start": ("calibration_samples", "eval_samples", "device", "dtype", "quantized_modules", "group_size",
               "group_size_from"),
     "stage": ("stage", "message"),
+    "layer": ("done", "total"),
     "measure": ("variant", "report"),
     "done": ("output_path", "report"),
     "error": ("code", "message", "param"),
