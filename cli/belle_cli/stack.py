@@ -10,7 +10,7 @@
   `/v1/models` is never empty on a laptop and a new user can fine-tune at once.
 
 Why Redis and not a serverless kombu transport: `sqla+sqlite` and `filesystem` both lose a task
-whose worker is SIGKILLed and each has a race that kills workers (../shared/FACTS.md); a real Redis
+whose worker is SIGKILLed and each has a race that kills workers (docs/architecture.md); a real Redis
 behaves exactly like production. The job lease and sweeper recover killed workers in both setups.
 """
 
