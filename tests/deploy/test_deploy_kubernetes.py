@@ -1,6 +1,7 @@
 """deploy/k8s: every manifest kustomize renders is valid against the Kubernetes schemas (offline,
-kubernetes-validate's bundled schemas), KEDA's resources have the fields KEDA needs, and the pieces
-refer to each other correctly (accounts, config, queues, GPUs)."""
+kubernetes-validate's bundled schemas), KEDA's resources have the fields KEDA needs, Kubeflow
+Trainer's TrainingRuntime matches its API (trainer_schemas), and the pieces refer to each other
+correctly (accounts, config, queues, GPUs, the training runtime's claims and image)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import jsonschema
 import kubernetes_validate
 import pytest
 from deploy_tools import K8S, kustomize
+from trainer_schemas import errors as trainer_schema_errors
 
 from belle_shared.job_types import queues as registered_queues
 
@@ -76,6 +78,9 @@ def test_every_manifest_is_valid_against_the_kubernetes_schemas(target):
     for doc in docs:
         if doc["kind"] in KEDA_SCHEMAS:
             jsonschema.validate(doc, KEDA_SCHEMAS[doc["kind"]])
+            continue
+        if doc["apiVersion"].startswith("trainer.kubeflow.org/"):
+            assert not trainer_schema_errors(doc), (doc["metadata"]["name"], trainer_schema_errors(doc))
             continue
         for version in KUBERNETES_VERSIONS:
             try:
@@ -177,22 +182,50 @@ def test_gpu_workers_get_gpus_and_gpu_nodes_only_in_production():
         assert "nvidia.com/gpu" not in production[name]["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
 
 
-def test_production_trainer_launches_multi_node_jobs_with_rights_on_pytorchjobs_only():
+def test_production_trainer_launches_multi_node_jobs_with_rights_on_trainjobs_only():
     docs = rendered("overlays/production")
-    trainer = by_kind(docs, "Deployment")["belle-trainer"]["spec"]["template"]["spec"]
-    env = {e["name"]: e for e in trainer["containers"][0]["env"]}
+    deployment = by_kind(docs, "Deployment")["belle-trainer"]
+    trainer = deployment["spec"]["template"]["spec"]
+    (worker,) = trainer["containers"]
+    env = {e["name"]: e for e in worker["env"]}
     assert env["BELLE_TRAINER_LAUNCHER"]["value"] == "kubernetes"
-    assert int(env["BELLE_TRAINER_GPUS_PER_NODE"]["value"]) == int(trainer["containers"][0]["resources"]["limits"]["nvidia.com/gpu"])
-    assert env["BELLE_TRAINER_WORK_DIR"]["value"].startswith("/shared/")
-    claims = {v["name"]: v.get("persistentVolumeClaim", {}).get("claimName") for v in trainer["volumes"]}
-    assert env["BELLE_TRAINER_SHARED_CLAIM"]["value"] in claims.values()
+    assert int(env["BELLE_TRAINER_GPUS_PER_NODE"]["value"]) == int(worker["resources"]["limits"]["nvidia.com/gpu"])
     assert by_kind(docs, "PersistentVolumeClaim")["belle-trainer-shared"]["spec"]["accessModes"] == ["ReadWriteMany"]
-    (rule,) = by_kind(docs, "Role")["belle-trainer-pytorchjobs"]["rules"]
-    assert rule["apiGroups"] == ["kubeflow.org"] and rule["resources"] == ["pytorchjobs"]
-    binding = by_kind(docs, "RoleBinding")["belle-trainer-pytorchjobs"]
+    (rule,) = by_kind(docs, "Role")["belle-trainer-trainjobs"]["rules"]
+    assert rule["apiGroups"] == ["trainer.kubeflow.org"] and rule["resources"] == ["trainjobs"]
+    assert {"create", "get", "delete"} <= set(rule["verbs"])
+    binding = by_kind(docs, "RoleBinding")["belle-trainer-trainjobs"]
     assert binding["subjects"][0]["name"] == trainer["serviceAccountName"]
     assert by_kind(docs, "ServiceAccount")["belle-trainer"]["automountServiceAccountToken"] is True
     assert by_kind(rendered("base"), "ServiceAccount")["belle-trainer"]["automountServiceAccountToken"] is False
+    # The runtime the TrainJobs name is in the same namespace, and its pods see what the worker sees:
+    # the run-folder claim at the same path (BELLE_TRAINER_WORK_DIR inside it), the same models claim,
+    # the same image, the same GPU nodes.
+    runtime = by_kind(docs, "TrainingRuntime")[env["BELLE_TRAINER_RUNTIME"]["value"]]
+    assert runtime["metadata"]["namespace"] == deployment["metadata"]["namespace"]
+    assert "torch" in runtime["spec"]["mlPolicy"]
+    (job,) = runtime["spec"]["template"]["spec"]["replicatedJobs"]
+    pod = job["template"]["spec"]["template"]["spec"]
+    (node,) = pod["containers"]
+
+    def mounted_claims(pod_spec: dict, container: dict) -> dict[str, str]:
+        claims = {v["name"]: v["persistentVolumeClaim"]["claimName"] for v in pod_spec["volumes"]
+                  if "persistentVolumeClaim" in v}
+        return {claims[m["name"]]: m["mountPath"] for m in container["volumeMounts"] if m["name"] in claims}
+
+    worker_claims, node_claims = mounted_claims(trainer, worker), mounted_claims(pod, node)
+    shared = node_claims["belle-trainer-shared"]
+    assert worker_claims["belle-trainer-shared"] == shared
+    assert env["BELLE_TRAINER_WORK_DIR"]["value"].startswith(shared + "/")
+    assert worker_claims["belle-models"] == node_claims["belle-models"]
+    assert env["BELLE_TRAINER_IMAGE"]["value"] == node["image"] == worker["image"]
+    assert pod["nodeSelector"] == trainer["nodeSelector"] and pod["tolerations"] == trainer["tolerations"]
+    # Hardened like every other pod, and labelled for the network policy that lets the nodes talk.
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["automountServiceAccountToken"] is False
+    assert node["securityContext"]["allowPrivilegeEscalation"] is False
+    assert node["securityContext"]["capabilities"]["drop"] == ["ALL"]
+    policy = by_kind(docs, "NetworkPolicy")["belle-training-pods"]["spec"]["podSelector"]["matchLabels"]
+    assert policy.items() <= job["template"]["spec"]["template"]["metadata"]["labels"].items()
 
 
 def test_development_runs_its_own_data_services_and_production_does_not():

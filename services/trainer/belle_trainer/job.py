@@ -178,9 +178,9 @@ def _launch_and_follow(spec: TrainSpec, ctx: JobContext, run_dir: Path) -> dict[
     log_path = run_dir / "train.log"
     follower = _ProgressFollower(ctx, run_dir, spec)
     if kubernetes_launch.wanted(spec, ctx.settings):
-        # More GPUs than one node has: a multi-node PyTorchJob, followed through the same progress file.
-        returncode, error = kubernetes_launch.run_pytorchjob(spec, ctx, run_dir, on_event=follower.handle,
-                                                              log_path=log_path)
+        # More GPUs than one node has: a multi-node TrainJob, followed through the same progress file.
+        returncode, error = kubernetes_launch.run_trainjob(spec, ctx, run_dir, on_event=follower.handle,
+                                                           log_path=log_path)
         follower.error = follower.error or error
     else:
         returncode = run_followed(

@@ -29,20 +29,24 @@ class TrainerSettings(WorkerSettings):
     # Multi-node training on Kubernetes (belle_trainer.kubernetes_launch; deploy/k8s/components/multi-node-training).
     trainer_launcher: Literal["local", "kubernetes"] = Field(
         "local", description="`local`: every job trains under torchrun in this worker's machine. `kubernetes`: a "
-        "job with more processes than BELLE_TRAINER_GPUS_PER_NODE runs as a Kubeflow PyTorchJob over several nodes.")
+        "job with more processes than BELLE_TRAINER_GPUS_PER_NODE runs as a Kubeflow Trainer TrainJob over several "
+        "nodes.")
     trainer_gpus_per_node: int = Field(
         1, ge=1, description="GPUs of one node (and of this worker): larger jobs go multi-node, with this many "
         "processes per node (num_processes must then be a multiple of it).")
     trainer_image: str | None = Field(None, description="Image of the training pods (the trainer image).")
     trainer_namespace: str | None = Field(
-        None, description="Namespace of the PyTorchJobs; default: this pod's own.")
-    trainer_shared_claim: str | None = Field(
-        None, description="ReadWriteMany PersistentVolumeClaim mounted by this worker and every training pod at "
-        "BELLE_TRAINER_SHARED_MOUNT_PATH; BELLE_TRAINER_WORK_DIR must be inside it.")
-    trainer_shared_mount_path: Path = Field(Path("/shared"), description="Where the shared claim is mounted.")
-    trainer_models_claim: str | None = Field(
-        "belle-models", description="Claim of the model roots, mounted read-only at /models in training pods "
-        "(empty: none).")
+        None, description="Namespace of the TrainJobs (and of a TrainingRuntime they name); default: this pod's own.")
+    trainer_runtime: str = Field(
+        "belle-torch-distributed", description="The training runtime a TrainJob names: the shape of its pods "
+        "(GPU nodes, security, the shared run-folder claim mounted where BELLE_TRAINER_WORK_DIR is, the models "
+        "claim) and torchrun's rendezvous.")
+    trainer_runtime_kind: Literal["TrainingRuntime", "ClusterTrainingRuntime"] = Field(
+        "TrainingRuntime", description="`TrainingRuntime`: the runtime is in BELLE_TRAINER_NAMESPACE; "
+        "`ClusterTrainingRuntime`: a cluster-wide one.")
+    trainer_pod_env: dict[str, str] = Field(
+        default_factory=dict, description="Extra environment of the training pods, a JSON object (e.g. NCCL "
+        "settings of this cluster's network); not the PET_* variables, which the runtime sets.")
 
 
 def work_root(settings: Settings) -> Path:
