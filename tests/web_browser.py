@@ -23,8 +23,8 @@ from belle_shared.teams import create_team
 from helpers import LiveGateway, wait_for
 
 CHROMIUM = "/usr/bin/chromium"
-# See shared/FACTS.md "Browser tests": without the background-networking flags chromium tries
-# outside hosts and fails noisily. Playwright gives every launch a fresh profile folder of its own.
+# Without the background-networking flags chromium tries outside hosts (refused by a closed
+# network, many at a time) and fails noisily. Playwright gives every launch a fresh profile folder of its own.
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 WAIT_MS = 30_000
