@@ -58,8 +58,8 @@ class Client:
     def jobs(self, **params) -> dict:
         return self._check(self.http.get("/v1/jobs", params={k: v for k, v in params.items() if v is not None}))
 
-    def events(self, job_id: str, after: int = 0) -> dict:
-        return self._check(self.http.get(f"/v1/jobs/{job_id}/events", params={"after": after}))
+    def events(self, job_id: str, after: int = 0, limit: int = 100) -> dict:
+        return self._check(self.http.get(f"/v1/jobs/{job_id}/events", params={"after": after, "limit": limit}))
 
     def cancel(self, job_id: str) -> dict:
         return self._check(self.http.post(f"/v1/jobs/{job_id}/cancel"))

@@ -115,7 +115,8 @@ def load_demo_pipeline(*, teacher_url: str, base_model: str | None, eval_file_id
 
 
 def run_demo(settings: Settings, *, port: int, console: Console, out: Console, options: DemoOptions) -> int:
-    from belle_cli.pipelines import steps_table, watch_pipeline
+    from belle_cli.follow import watch_pipeline
+    from belle_cli.pipelines import steps_table
 
     timings: dict[str, float] = {}
     stack = Stack(settings, port=port or free_port(), log=lambda m: console.print(f"[dim]{m}[/dim]"))

@@ -66,19 +66,3 @@ def test_training_is_sized_by_time_in_both_demos():
                                        eval_file_id="00000000-0000-0000-0000-000000000001", options=options)
         assert _train(spec)["hyperparameters"]["max_seconds"] > 0
 
-
-def test_a_running_training_step_shows_step_of_total_loss_speed_and_time_left():
-    from belle_cli.pipelines import StepProgress
-
-    progress = StepProgress()
-
-    def event(kind, message, seconds, **data):
-        return {"kind": kind, "message": message, "data": data, "created_at": f"2026-12-04T10:00:{seconds:02d}+00:00"}
-
-    progress.add(event("status", "120 steps over 960 samples on 1 process(es)", 0, total_steps=120))
-    assert progress.line.startswith("120 steps")
-    progress.add(event("metrics", "step 10: loss 2.5", 10, step=10, loss=2.5, tokens_per_second=900.0))
-    progress.add(event("status", "time budget 60s: 50 of 120 steps", 11, total_steps=50))
-    progress.add(event("metrics", "step 20: loss 1.25", 20, step=20, loss=1.25, tokens_per_second=1000.0))
-    # 10 steps in 10 s, 30 to go (the fitted total).
-    assert progress.line == "step 20/50, loss 1.250, 1,000 tok/s, ~30s left"
