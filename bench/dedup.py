@@ -44,6 +44,9 @@ data is the expensive case for the index (many kept rows share some rare tokens 
 Timings depend on the machine and on whatever else runs on it (on a shared 2-core machine, ±30%
 from run to run). The last line is ``ratio: X``, the reference time over the project time in
 part 1 (target: at least 100). Exit status 0 even when a target is missed (the lines say FAIL).
+
+A benchmark is one self-contained script (the project, the baseline with its own data generator, the
+table and the targets in one file), so it can be read and run alone; hence over 400 lines.
 """
 
 from __future__ import annotations

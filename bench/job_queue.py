@@ -41,6 +41,9 @@ the workers: on 2 cores that is part of what it costs. Timings vary run to run; 
 Targets (from the backbone issue): the gateway keeps >= 50% of bare Celery's throughput and adds
 <= 20 ms of idle submit-to-running latency at p50. The last line is ``ratio: X``, gateway jobs/s
 over bare jobs/s (higher is better). Exit status 2 if PostgreSQL or Redis cannot be reached.
+
+A benchmark is one self-contained script (the project, the baseline, the table and the targets in
+one file), so it can be read and run alone; hence over 400 lines.
 """
 
 from __future__ import annotations

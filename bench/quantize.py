@@ -49,6 +49,9 @@ standard errors of zero, i.e. when that bit width's ratio is noise. These do not
 Last line: `ratio: X`, project over baseline, higher is better: RTN's perplexity increase divided by
 GPTQ's, at the bit width where that is lowest (the worse of 4 and 3 bits); 0 where RTN did not raise
 perplexity at all (nothing for GPTQ to win back). The 0.7x target is X >= 1/0.7 = 1.43.
+
+A benchmark is one self-contained script (the project, the baseline, the table and the targets in
+one file), so it can be read and run alone; hence over 400 lines.
 """
 
 from __future__ import annotations

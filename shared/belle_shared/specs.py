@@ -6,6 +6,9 @@ registered specs, discriminated on ``type``, is built there). The gateway valida
 submits, stores ``spec.model_dump()`` in the job row, and the worker validates it again with
 ``job_types.parse_spec``. Defaults are BELLE's published ones where BELLE has one (noted beside the
 field).
+
+Over 400 lines on purpose: these specs are the whole contract a team writes to, and reading them in
+one file, side by side (their shared endpoint and generation options among them), is the point.
 """
 
 from __future__ import annotations

@@ -5,6 +5,9 @@ A service declares its job functions on a ``JobRegistry``; each is a plain funct
 Celery tasks that own everything around the function: claiming the job (skipping it if it already
 ended or a live worker holds it), status transitions, the heartbeat, cancellation, and recording
 the outcome with a typed error.
+
+Over 400 lines on purpose: claim, heartbeat, outcome and retry are one state machine over the job
+row (who holds the lease, when it may be taken over), and each part is only right beside the others.
 """
 
 from __future__ import annotations
