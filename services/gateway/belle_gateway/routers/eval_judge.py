@@ -19,16 +19,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, ConfigDict, Field
 
 from belle_gateway.deps import SettingsDep, TeamDep
 from belle_gateway.errors import APIError
+from belle_gateway.schemas import JudgeEndpointPublic, JudgePromptPublic, JudgePromptsPublic, JudgeRequest, JudgmentPublic
 from belle_shared.errors import JobError, RetryableJobError
 from belle_shared.eval_sets import EvalRow
 from belle_shared.judging import load_judge_prompts, parse_score, render_judge_prompt, reply_reason
 from belle_shared.llm_client import TeacherClient
 from belle_shared.secrets import resolve_secret
-from belle_shared.specs import EVAL_CLASSES, TeacherEndpoint, canonical_eval_class
+from belle_shared.specs import EVAL_CLASSES, canonical_eval_class
 
 router = APIRouter(prefix="/v1/evals/judge", tags=["evals"])
 
@@ -36,44 +36,6 @@ MAX_RETRIES = 2
 MAX_TIMEOUT = 60.0
 # A score line and a short reason; the evaluator's judge allows more for pairwise reasoning.
 MAX_JUDGE_TOKENS = 512
-MAX_TEXT = 32_000  # characters per question, reference or answer
-
-
-class JudgeRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-    question: str = Field(min_length=1, max_length=MAX_TEXT, description="The question (instruction) asked.")
-    cls: str = Field(alias="class", description=f"Its task class: one of {', '.join(EVAL_CLASSES)} (any case, _ or -).")
-    answer: str = Field(min_length=1, max_length=MAX_TEXT, description="The answer to score.")
-    reference: str | None = Field(None, max_length=MAX_TEXT, description="A reference answer, if there is one.")
-    judge: TeacherEndpoint = Field(description="The judge, as in an eval spec's `judge` field.")
-
-
-class JudgeEndpointPublic(BaseModel):
-    base_url: str
-    model: str
-
-
-class JudgmentPublic(BaseModel):
-    object: str = "eval.judgment"
-    cls: str = Field(serialization_alias="class")
-    score: float | None  # 0..1; None when the reply states no score
-    parsed: bool
-    reason: str  # the judge's explanation (its 理由 / Reason line, else the whole reply)
-    reply: str
-    prompt: str  # exactly what the judge was sent
-    judge: JudgeEndpointPublic
-    prompt_tokens: int
-    completion_tokens: int
-
-
-class JudgePromptPublic(BaseModel):
-    cls: str = Field(serialization_alias="class")
-    template: str
-
-
-class JudgePromptsPublic(BaseModel):
-    object: str = "list"
-    data: list[JudgePromptPublic]
 
 
 @router.get("/prompts", response_model=JudgePromptsPublic, response_model_by_alias=True)

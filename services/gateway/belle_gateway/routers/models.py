@@ -9,14 +9,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from belle_gateway.deps import SessionDep, SettingsDep, StoreDep, TeamDep
 from belle_gateway.errors import APIError
 from belle_gateway.lineage import model_lineage
 from belle_gateway.model_paths import resolve_model_path
-from belle_gateway.schemas import LineagePublic, ModelDeleted, ModelPublic, ModelsPublic
+from belle_gateway.schemas import LineagePublic, ModelCreate, ModelDeleted, ModelPublic, ModelsPublic
 from belle_shared.db.models import Model
 from belle_shared.model_sources import is_gguf_file
 from belle_shared.models import ModelExists, check_model_name, find_model, list_models, register_model
@@ -24,16 +23,6 @@ from belle_shared.models import ModelExists, check_model_name, find_model, list_
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
 SHARED_OWNER = "belle"
-
-
-class ModelCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str = Field(description="Name to register the model under (letters, digits and . _ / + -).")
-    path: str = Field(
-        min_length=1, max_length=4096,
-        description="The model folder: a path under one of the gateway's model roots (absolute, or relative to "
-        "a root), or a URI of the team's own folder in the artifact store.",
-    )
 
 
 def _public(session, team, models: list[Model]) -> list[ModelPublic]:

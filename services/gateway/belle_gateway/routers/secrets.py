@@ -6,23 +6,17 @@ Values go in and never come out: workers decrypt them when a job needs them.
 from __future__ import annotations
 
 from fastapi import APIRouter, Path
-from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from belle_gateway.deps import SessionDep, SettingsDep, TeamDep
 from belle_gateway.errors import APIError
-from belle_gateway.schemas import SecretPublic, SecretsPublic
+from belle_gateway.schemas import SecretPublic, SecretSet, SecretsPublic
 from belle_shared.db.models import TeamSecret
 from belle_shared.db.types import utcnow
 from belle_shared.secrets import SECRET_NAME_PATTERN, encrypt_secret
 
 router = APIRouter(prefix="/v1/secrets", tags=["secrets"])
 SecretName = Path(pattern=SECRET_NAME_PATTERN, description="Letters, digits and underscores; the name specs use.")
-
-
-class SecretSet(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    value: str = Field(min_length=1, max_length=8192, description="The secret value, e.g. an API key.")
 
 
 @router.put("/{name}", response_model=SecretPublic)

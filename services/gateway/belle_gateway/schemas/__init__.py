@@ -6,6 +6,13 @@ API's OpenAI-shaped models are the serving package's (`serving/protocol.py`), be
 """
 
 from belle_gateway.schemas.datasets import DatasetPublic, DatasetsPublic
+from belle_gateway.schemas.eval_judge import (
+    JudgeEndpointPublic,
+    JudgePromptPublic,
+    JudgePromptsPublic,
+    JudgeRequest,
+    JudgmentPublic,
+)
 from belle_gateway.schemas.evals import (
     EvalAnswerPublic,
     EvalCompareColumn,
@@ -39,14 +46,16 @@ from belle_gateway.schemas.fine_tuning import (
 )
 from belle_gateway.schemas.jobs import JobEventPublic, JobEventsPublic, JobPublic, JobsPublic
 from belle_gateway.schemas.lineage import DatasetLink, EvalLink, JobLink, LineageNode, LineagePublic, PipelineLink
-from belle_gateway.schemas.models import ModelDeleted, ModelPublic, ModelsPublic
+from belle_gateway.schemas.models import ModelCreate, ModelDeleted, ModelPublic, ModelsPublic
 from belle_gateway.schemas.pipelines import PipelinePublic, PipelineStepPublic, PipelinesPublic
-from belle_gateway.schemas.secrets import SecretPublic, SecretsPublic
+from belle_gateway.schemas.secrets import SecretPublic, SecretSet, SecretsPublic
 
 __all__ = [
     "DEFAULT_LEARNING_RATE", "EVENT_LEVELS",
     # datasets
     "DatasetPublic", "DatasetsPublic",
+    # eval judge
+    "JudgeEndpointPublic", "JudgePromptPublic", "JudgePromptsPublic", "JudgeRequest", "JudgmentPublic",
     # evals
     "EvalAnswerPublic", "EvalCompareColumn", "EvalComparePublic", "EvalCompareRow", "EvalDetailPublic",
     "EvalItemPublic", "EvalItemsPublic", "EvalModelPublic", "EvalPublic", "EvalScorePublic", "EvalsPublic",
@@ -61,9 +70,9 @@ __all__ = [
     # lineage
     "DatasetLink", "EvalLink", "JobLink", "LineageNode", "LineagePublic", "PipelineLink",
     # models
-    "ModelDeleted", "ModelPublic", "ModelsPublic",
+    "ModelCreate", "ModelDeleted", "ModelPublic", "ModelsPublic",
     # pipelines
     "PipelinePublic", "PipelineStepPublic", "PipelinesPublic",
     # secrets
-    "SecretPublic", "SecretsPublic",
+    "SecretPublic", "SecretSet", "SecretsPublic",
 ]

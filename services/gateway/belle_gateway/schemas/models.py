@@ -5,10 +5,20 @@ from __future__ import annotations
 import uuid
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from belle_gateway.schemas.common import unix_time
 from belle_shared.db.models import Model
+
+
+class ModelCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(description="Name to register the model under (letters, digits and . _ / + -).")
+    path: str = Field(
+        min_length=1, max_length=4096,
+        description="The model folder: a path under one of the gateway's model roots (absolute, or relative to "
+        "a root), or a URI of the team's own folder in the artifact store.",
+    )
 
 
 class ModelPublic(BaseModel):

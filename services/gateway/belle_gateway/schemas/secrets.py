@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from belle_shared.db.models import TeamSecret
+
+
+class SecretSet(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    value: str = Field(min_length=1, max_length=8192, description="The secret value, e.g. an API key.")
 
 
 class SecretPublic(BaseModel):
