@@ -123,7 +123,7 @@ class JobProgress:
 
     @property
     def count_text(self) -> str:
-        if not self.counting:
+        if not self.counting or (self.completed is None and not self.total):
             return ""
         done = f"{self.completed or 0:,}"
         if not self.total:
@@ -191,7 +191,7 @@ def read_train(p: JobProgress, event: dict, data: dict) -> bool:
             p.completed = data["resumed_from_step"]
         p.seconds_left = p.estimate()
         return False
-    if kind == "metrics" and data.get("eval_loss") is not None:
+    if kind == "metrics" and "eval_loss" in data:
         p.memo["eval_loss"] = data["eval_loss"]
         return False  # a held-out loss is worth a line of its own
     if kind == "metrics" and isinstance(data.get("step"), int):
@@ -256,8 +256,9 @@ READERS: dict[str, Reader] = {
 class ProgressDisplay:
     """One progress bar per running job on a terminal (pulsing, with the job's latest message, while
     it counts nothing); elsewhere (a log, CI, a captured test) plain lines `HH:MM:SS name: line`, one
-    when a job starts counting something new and then at most one every `every` seconds. Lines
-    printed through `print` (the events the caller shows) go above the bars."""
+    when a job starts counting something new, then at most one every `every` seconds, and one when
+    the count reaches its total. Lines printed through `print` (the events the caller shows) go above
+    the bars."""
 
     def __init__(self, console: Console, *, every: float = 10.0, clock: Callable[[], float] = time.monotonic):
         self.console = console
@@ -272,8 +273,7 @@ class ProgressDisplay:
         if self.live:
             self._bars = Progress(
                 SpinnerColumn(), TextColumn("[bold]{task.fields[name]}[/bold] {task.fields[label]}"),
-                BarColumn(bar_width=30), TextColumn("{task.fields[count]}"), TextColumn("{task.fields[detail]}"),
-                console=self.console, transient=True)
+                BarColumn(bar_width=30), TextColumn("{task.fields[text]}"), console=self.console, transient=True)
             self._bars.start()
         return self
 
@@ -289,10 +289,9 @@ class ProgressDisplay:
         if self._bars is None:
             self._plain(key, name, progress)
             return
-        detail = ", ".join(p for p in (progress.detail, progress.left_text) if p) if progress.counting \
-            else progress.message[:100]
-        fields = {"name": escape(name), "label": escape(progress.label), "count": progress.count_text,
-                  "detail": escape(detail)}
+        text = ", ".join(p for p in (progress.count_text, progress.detail, progress.left_text) if p) \
+            if progress.counting else progress.message[:100]
+        fields = {"name": escape(name), "label": escape(progress.label), "text": escape(text)}
         task = self._tasks.get(key)
         if task is not None and task[1] != progress.counting:
             self._bars.remove_task(task[0])  # a bar does not turn back into a pulsing one: make a new one
@@ -314,13 +313,15 @@ class ProgressDisplay:
         self._printed.pop(key, None)
 
     def _plain(self, key: str, name: str, progress: JobProgress) -> None:
-        if not progress.counting:
+        if not progress.counting or progress.completed is None:
             return  # the caller prints the events that say what the job does
         line = progress.line
         phase = (progress.unit, progress.label)
         now = self.clock()
         last = self._printed.get(key)
-        if last is not None and last[0] == phase and (now - last[1] < self.every or last[2] == line):
-            return
+        if last is not None and last[0] == phase:
+            finished = progress.total is not None and progress.completed >= progress.total
+            if last[2] == line or (now - last[1] < self.every and not finished):
+                return
         self._printed[key] = (phase, now, line)
         self.print(f"{time.strftime('%H:%M:%S')} {escape(name)}: {escape(line)}")

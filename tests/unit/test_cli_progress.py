@@ -211,11 +211,17 @@ def test_in_a_log_the_display_prints_a_line_per_job_at_most_every_few_seconds():
             now[0] = at
             display.update("job-1", "train", state)
         display.print("a line of its own")
+        now[0] = 13
+        display.update("job-1", "train", _steps((1, 0), (100, 13))[1])  # the last step: printed at once
+        layers = JobProgress("quantize")
+        layers.begin("layers", "GPTQ")  # nothing counted yet: no line
+        display.update("job-2", "quantize", layers)
     lines = buffer.getvalue().splitlines()
-    assert len(lines) == 3, lines  # steps 1 and 4 (10 s apart), and the printed line
+    assert len(lines) == 4, lines  # steps 1 and 4 (10 s apart), the printed line, the last step
     assert re.fullmatch(r"\d\d:\d\d:\d\d train: 1/100 steps \(1%\), loss 1\.000", lines[0])
     assert lines[1].endswith("train: 4/100 steps (4%), loss 1.000, ~6m24s left")
     assert lines[2] == "a line of its own"
+    assert lines[3].endswith("train: 100/100 steps (100%), loss 1.000, ~0s left")
     assert "\x1b[" not in buffer.getvalue()  # no cursor moves or colours in a log
 
 
