@@ -321,3 +321,17 @@ def test_watching_a_pipeline_prints_step_changes_warnings_and_each_running_steps
     assert "job succeeded" not in shown  # the step's status line says it
     assert shown.index("train: model ft:x recorded") < shown.index("step train: succeeded")
     assert re.search(r"\d\d:\d\d:\d\d train: 12/120 steps \(10%\), loss 2\.000", shown)
+
+
+def test_a_diverged_loss_is_reported_not_a_crash_of_the_follower(monkeypatch):
+    # The trainer writes a non-finite loss as null; the job must keep following its run.
+    import belle_trainer.job as train_job
+
+    monkeypatch.setattr(train_job, "STEP_EVENT_EVERY_SECONDS", 0.0)
+    ctx = RecordingContext()
+    follower = train_job._ProgressFollower(ctx, run_dir=None, spec=None)
+    follower.handle({"event": "step", "step": 3, "epoch": 0.1, "loss": None, "learning_rate": 1e-3,
+                     "tokens_per_second": 10.0, "trained_tokens": 30})
+    follower.handle({"event": "eval", "step": 3, "eval_loss": None})
+    messages = [event["message"] for event in ctx.events]
+    assert messages == ["step 3: loss n/a (diverged)", "step 3: eval loss n/a (diverged)"], ctx.events

@@ -192,6 +192,11 @@ def _launch_and_follow(spec: TrainSpec, ctx: JobContext, run_dir: Path) -> dict[
     return follower.done
 
 
+def _loss_text(loss: float | None) -> str:
+    """A loss for an event's message; a diverged loss is written as null (not JSON's NaN) by the trainer."""
+    return f"{loss:.4f}" if isinstance(loss, (int, float)) else "n/a (diverged)"
+
+
 class _ProgressFollower:
     """Turns the lines of progress.jsonl into job events, checkpoint records and the final result."""
 
@@ -218,15 +223,15 @@ class _ProgressFollower:
             now = time.monotonic()
             if now - self._last_step_event >= STEP_EVENT_EVERY_SECONDS:
                 self._last_step_event = now
-                self.ctx.event(f"step {record['step']}: loss {record.get('loss', float('nan')):.4f}",
-                               kind="metrics", **data)
+                self.ctx.event(f"step {record['step']}: loss {_loss_text(record.get('loss'))}", kind="metrics", **data)
         elif kind == "budget":
             self.ctx.event(f"time budget {record['max_seconds']:.0f}s at {record['seconds_per_step']:.2f}s per step: "
                            f"{record['total_steps']} of {record['planned_steps']} steps, the schedule fitted to them",
                            kind="status", **data)
         elif kind == "eval":
             self.last_metrics.update(eval_loss=record.get("eval_loss"))
-            self.ctx.event(f"step {record['step']}: eval loss {record['eval_loss']:.4f}", kind="metrics", **data)
+            self.ctx.event(f"step {record['step']}: eval loss {_loss_text(record.get('eval_loss'))}", kind="metrics",
+                           **data)
         elif kind == "checkpoint":
             self._record_checkpoint(record)
         elif kind == "done":
