@@ -1,6 +1,6 @@
 """Quantization quality: the project's GPTQ job vs round-to-nearest (RTN), at 4 and 3 bits.
 
-    .venv/bin/python bench/quantize.py                    # the real model (SmolLM2-135M-Instruct): ~20 min on 2 cores
+    .venv/bin/python bench/quantize.py                    # the real model (SmolLM2-135M-Instruct): ~35-60 min on 2 cores
     .venv/bin/python bench/quantize.py --model tiny       # a tiny LLaMA trained here: ~10 min, ~3.5 once cached
     .venv/bin/python bench/quantize.py --bits 4 3 2 --act-order
     .venv/bin/python bench/quantize.py --model tiny --epochs 10   # a longer-trained tiny model (cached by its key)
