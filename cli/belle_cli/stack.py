@@ -232,10 +232,11 @@ class Stack:
 
     def stop(self) -> None:
         self._stopping = True
-        # Workers and gateway first, the broker last.
-        for child in reversed(self.children):
-            if child.proc is not None:
-                procs.stop(child.proc)
+        # Workers and gateway first, all at once (each Celery worker's warm shutdown can take seconds),
+        # then the broker they were talking to.
+        running = [child for child in self.children if child.proc is not None]
+        procs.stop_all([child.proc for child in running if child.name != "redis"])
+        procs.stop_all([child.proc for child in running if child.name == "redis"])
 
     def __enter__(self) -> "Stack":
         try:
