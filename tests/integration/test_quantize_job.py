@@ -19,7 +19,7 @@ from belle_teacher.tasks import generate_task
 from conftest import WorkerProcess
 from helpers import events, measure_in_fresh_process, upload, wait_status
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(600)]  # beside another test file under `make test`
 
 ROWS = 320
 

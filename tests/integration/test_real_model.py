@@ -23,7 +23,8 @@ from conftest import WorkerProcess
 from helpers import events, measure_in_fresh_process, upload, wait_status
 from teacher import start_teacher
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+# Each test may take minutes on 2 cores (GPTQ over 210 layers; a full fine-tune), twice that beside another test file.
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
 
 WORKERS = ("belle_datagen.worker", "belle_trainer.worker", "belle_quantizer.worker", "belle_evaluator.worker")
 

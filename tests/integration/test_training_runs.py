@@ -31,7 +31,7 @@ from belle_trainer.lora import DEFAULT_TARGET_MODULES  # noqa: E402
 from belle_trainer.progress import EVENT_FIELDS, read_events  # noqa: E402
 from belle_trainer.tiny import init_tiny_model  # noqa: E402
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(600)]  # beside another test file under `make test`
 
 DIGITS = "零一二三四五六七八九"
 RUN_TIMEOUT = 240  # seconds, per run
