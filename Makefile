@@ -35,11 +35,10 @@ chromium:
 	  || { $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends chromium; }; }
 
 # The test suite. Integration tests use the local PostgreSQL and Redis (see .ci/run to start them).
-# Two pytest processes, each test file whole in one of them (`--dist loadfile`: a module's fixtures, its
-# workers and stacks stay together): most tests wait on worker processes, servers and subprocesses, so
-# two use a 2-core machine's CPU instead of leaving half of it idle (docs/testing.md).
+# One pytest process. `PYTEST_ARGS="-n 2 --dist loadfile"` runs two (pytest-xdist): 20% faster here, but
+# three timing-sensitive tests failed beside another file (docs/testing.md), so it is not the default yet.
 test: install-test chromium
-	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .belle .pytest_cache

@@ -166,6 +166,13 @@ def test_embedded_stack_runs_an_import_and_stops_cleanly(shared_stack):
     tree = psutil.Process(proc.pid).children(recursive=True)
     assert len(tree) >= 3  # redis, gateway, datagen worker (+ its pool)
     proc.send_signal(signal.SIGINT)  # Ctrl-C
-    assert proc.wait(timeout=60) == 0
+    try:
+        # Seconds alone; it has taken over 60 in full-suite runs (cause not found yet): say what was left.
+        code = proc.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        left = [p.cmdline() for p in tree if p.is_running()]
+        raise AssertionError(f"belle up still running 120 s after Ctrl-C; children left: {left}; its log: "
+                             f"{(data_dir.parent / 'up.log').read_text()[-3000:]}") from None
+    assert code == 0
     gone, alive = psutil.wait_procs(tree, timeout=10)
     assert alive == [], f"left running after Ctrl-C: {[p.cmdline() for p in alive]}"
