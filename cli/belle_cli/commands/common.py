@@ -11,6 +11,7 @@ from typing import NoReturn, Optional
 import httpx
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from belle_cli.client import APIError, Client, ClientSettings
 
@@ -38,7 +39,9 @@ def make_client(api_url: Optional[str], api_key: Optional[str]) -> Client:
 
 
 def fail(message: str) -> NoReturn:
-    console.print(f"[red]error:[/red] {message}")
+    # One line, whatever the terminal's width (a long path must not be cut into two, for a reader or a
+    # script that greps it), and the message's own brackets are not markup.
+    console.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
     raise typer.Exit(1)
 
 

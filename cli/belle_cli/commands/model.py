@@ -37,4 +37,4 @@ def model_init(out_dir: Path = typer.Option(..., "--out", help="Folder to write 
         fail(f"the trainer's dependencies are missing ({exc}): pip install -c constraints.txt -e services/trainer")
     except (ValueError, FileExistsError) as exc:
         fail(str(exc))
-    out.print(str(path))
+    out.print(str(path), soft_wrap=True)  # a path is one line at any terminal width
