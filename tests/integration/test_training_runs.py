@@ -225,7 +225,9 @@ def test_a_time_budget_fits_the_steps_and_the_schedule(models, train_file, tmp_p
     # The schedule spans the fitted steps: the learning rate decays to near zero by the last one.
     # (The planned schedule, ~3,000 steps long, would still be above 0.99 of the peak there.)
     assert steps[-1]["step"] == done["step"] and steps[-1]["learning_rate"] < 0.3 * 1e-3
-    assert len(steps) >= 10
+    # A short budgeted run reports its steps often enough to follow: every step, or at least 10 (fewer
+    # steps fit in the budget on a loaded machine, and then each is reported).
+    assert len(steps) >= min(10, done["step"])
 
 
 def test_lora_zero3_two_processes_merges_into_final(models, train_file, tmp_path):
