@@ -36,7 +36,7 @@ chromium:
 
 # The test suite. Integration tests use the local PostgreSQL and Redis (see .ci/run to start them).
 # One pytest process. `PYTEST_ARGS="-n 2 --dist loadfile"` runs two (pytest-xdist): 20% faster here, but
-# three timing-sensitive tests failed beside another file (docs/testing.md), so it is not the default yet.
+# timing-sensitive tests failed beside another file (docs/testing.md), so it is not the default yet.
 test: install-test chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
