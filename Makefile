@@ -35,8 +35,10 @@ chromium:
 	  || { $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends chromium; }; }
 
 # The test suite. Integration tests use the local PostgreSQL and Redis (see .ci/run to start them).
-# One pytest process. `PYTEST_ARGS="-n 2 --dist loadfile"` runs two (pytest-xdist): 20% faster here, but
-# timing-sensitive tests failed beside another file (docs/testing.md), so it is not the default yet.
+# Two pytest processes (pytest-xdist), each test file whole in one of them: most tests wait on worker
+# processes, servers and model loads, so one process keeps less than one of two cores busy (docs/testing.md).
+# `make test PYTEST_ARGS="..."` replaces these options: a subset runs in one process.
+PYTEST_ARGS ?= -n 2 --dist loadfile
 test: install-test chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -171,8 +172,13 @@ def test_embedded_stack_runs_an_import_and_stops_cleanly(shared_stack):
         code = proc.wait(timeout=120)
     except subprocess.TimeoutExpired:
         left = [p.cmdline() for p in tree if p.is_running()]
-        raise AssertionError(f"belle up still running 120 s after Ctrl-C; children left: {left}; its log: "
-                             f"{(data_dir.parent / 'up.log').read_text()[-3000:]}") from None
+        # Its signal masks (a blocked or ignored SIGINT is inherited from whoever started it) and, through
+        # the SIGUSR1 handler `belle up` registers, the stack of each of its threads.
+        signals = [line for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines() if line.startswith("Sig")]
+        proc.send_signal(signal.SIGUSR1)
+        time.sleep(2)
+        raise AssertionError(f"belle up still running 120 s after Ctrl-C; children left: {left}; {signals}; its log: "
+                             f"{(data_dir.parent / 'up.log').read_text()[-6000:]}") from None
     assert code == 0
     gone, alive = psutil.wait_procs(tree, timeout=10)
     assert alive == [], f"left running after Ctrl-C: {[p.cmdline() for p in alive]}"

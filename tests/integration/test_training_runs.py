@@ -216,10 +216,12 @@ def test_a_time_budget_fits_the_steps_and_the_schedule(models, train_file, tmp_p
     code, events, _ = launch(run_json, 1)
     assert code == 0, stderr_tail(run_json.parent)
     (start,) = [e for e in events if e["event"] == "start"]
-    (fitted,) = [e for e in events if e["event"] == "budget"]
+    fits = [e for e in events if e["event"] == "budget"]  # the first fit, and a refit if the pace changed
+    fitted = fits[-1]
     steps = [e for e in events if e["event"] == "step"]
     done = events[-1]
-    assert fitted["planned_steps"] == start["total_steps"] > fitted["total_steps"] >= done["step"] > 3
+    assert all(fit["planned_steps"] == start["total_steps"] > fit["total_steps"] for fit in fits)
+    assert fitted["total_steps"] >= done["step"] > 3
     assert fitted["seconds_per_step"] > 0 and fitted["max_seconds"] == budget
     assert done["train_seconds"] < budget + 3  # stopped at the budget (the last step and the final sync)
     # The schedule spans the fitted steps: the learning rate decays to near zero by the last one.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import signal
 from pathlib import Path
 from typing import Optional
@@ -22,6 +23,8 @@ def up(port: int = typer.Option(8000, help="Gateway port."), host: str = typer.O
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _terminate)
+    # `kill -USR1 <pid>` prints where every thread of `belle up` is to its output: for a stack that hangs.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
         with console.status("starting the stack"):
             stack.start()

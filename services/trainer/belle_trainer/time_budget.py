@@ -7,9 +7,13 @@ instructions trains a bf16-minded recipe ~20x slower; two "2-core" machines diff
 a team's nightly job sized in epochs can take twice its promise. Sized in seconds, the schedule still
 decays to its end (cosine, linear) instead of being cut off at a high learning rate.
 
-The fit happens once, after `FIT_AFTER_SECONDS` of training (or `FIT_AFTER_STEPS` steps, whichever
-comes later): steps = min(planned steps, steps done + time left / seconds per step so far). Every
-process of a run takes rank 0's numbers (one broadcast), so all stop at the same step.
+The first fit happens after `FIT_AFTER_SECONDS` of training (or `FIT_AFTER_STEPS` steps, whichever
+comes later): steps = min(planned steps, steps done + time left / seconds per step so far). The run
+fits again at each share of the budget in `REFIT_AT`, from the speed since the previous fit: a machine
+whose load changes mid-run (another job starts beside it) would otherwise stop at the budget with the
+schedule far from its end (seen: a run fitted at 0.4 s of an 8 s budget, then slowed down 2x by a
+second process, ended at 0.9 of its peak learning rate). Every process of a run takes rank 0's numbers
+(one broadcast), so all stop at the same step.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ log = logging.getLogger(__name__)
 
 FIT_AFTER_STEPS = 2       # steps measured before the fit (the first one, with its warm-up, not counted)
 FIT_AFTER_SECONDS = 0.05  # ... and at least this share of the budget
+REFIT_AT = (0.25, 0.5, 0.75, 0.9)  # shares of the budget at which the fit is made again
+REFIT_TOLERANCE = 0.03              # ... and changed only if the total moves by more than this share
 LOG_LINES = 50            # progress lines over a fitted run
 
 
@@ -65,36 +71,32 @@ class TimeBudget(TrainerCallback):
         self.first_step_done: float | None = None
         self.first_step: int = 0
         self.fitted_steps: int | None = None
+        self.planned_steps: int | None = None  # the Trainer's total before any fit
+        self._since: tuple[int, float] | None = None  # (step, time) the next fit measures the speed from
+        self._refits = list(REFIT_AT)
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.started = time.perf_counter()
         self.first_step = state.global_step
+        self.planned_steps = state.max_steps
 
     def on_step_end(self, args, state, control, **kwargs):
         now = time.perf_counter()
         if self.first_step_done is None:
             self.first_step_done = now  # the first step pays for warm-up: measure from its end
             self.first_step = state.global_step
+            self._since = (state.global_step, now)
         elapsed = now - self.started
-        measured = state.global_step - self.first_step
-        if (self.fitted_steps is None and measured >= FIT_AFTER_STEPS
-                and elapsed >= FIT_AFTER_SECONDS * self.seconds):
-            per_step = (now - self.first_step_done) / measured
-            left = max(0, int((self.seconds - elapsed) / per_step))
-            total, per_step = _broadcast([min(state.max_steps, state.global_step + left), per_step])
-            self.fitted_steps = max(state.global_step, int(total))
-            if self.fitted_steps < state.max_steps:
-                scheduler = kwargs.get("lr_scheduler")
-                optimizer = kwargs.get("optimizer")
-                if scheduler is not None and optimizer is not None and hasattr(scheduler, "lr_lambdas"):
-                    refit_schedule(scheduler, optimizer, name=self.scheduler_name, total_steps=self.fitted_steps,
-                                   warmup_ratio=self.warmup_ratio)
-                log.info("time budget %.0fs: %.3fs per step, %d of %d steps", self.seconds, per_step,
-                         self.fitted_steps, state.max_steps)
-                state.max_steps = self.fitted_steps
-            if self.on_fit is not None:
-                self.on_fit(self.fitted_steps, per_step)
-        over = _broadcast([float(elapsed >= self.seconds)])[0] > 0  # rank 0's clock decides for all
+        if self.fitted_steps is None:
+            due = state.global_step - self.first_step >= FIT_AFTER_STEPS and elapsed >= FIT_AFTER_SECONDS * self.seconds
+        else:
+            due = bool(self._refits) and elapsed >= self._refits[0] * self.seconds and state.global_step > self._since[0]
+        # Rank 0's clock decides for all (a fit is a collective; so is the stop).
+        over, due = (value > 0 for value in _broadcast([float(elapsed >= self.seconds), float(due)]))
+        if due:
+            while self._refits and elapsed >= self._refits[0] * self.seconds:
+                self._refits.pop(0)
+            self._fit(state, kwargs, now, elapsed)
         if over and self.fitted_steps is None:
             # The budget ran out before the speed was measured: what was trained is the run.
             self.fitted_steps = state.global_step
@@ -108,3 +110,26 @@ class TimeBudget(TrainerCallback):
         if state.global_step % every == 0 or control.should_training_stop:
             control.should_log = True
         return control
+
+    def _fit(self, state, kwargs, now: float, elapsed: float) -> None:
+        """Fit the steps and the schedule to the time left at the speed since the last fit."""
+        since_step, since_time = self._since
+        per_step = (now - since_time) / (state.global_step - since_step)
+        self._since = (state.global_step, now)
+        left = max(0, int((self.seconds - elapsed) / per_step))
+        total, per_step = _broadcast([min(self.planned_steps, state.global_step + left), per_step])
+        fitted = max(state.global_step, int(total))
+        if self.fitted_steps is not None and abs(fitted - self.fitted_steps) <= max(1, REFIT_TOLERANCE * fitted):
+            return  # the same pace, up to the clock's noise: the schedule stays as it is
+        self.fitted_steps = fitted
+        if fitted != state.max_steps:
+            scheduler = kwargs.get("lr_scheduler")
+            optimizer = kwargs.get("optimizer")
+            if scheduler is not None and optimizer is not None and hasattr(scheduler, "lr_lambdas"):
+                refit_schedule(scheduler, optimizer, name=self.scheduler_name, total_steps=fitted,
+                               warmup_ratio=self.warmup_ratio)
+            log.info("time budget %.0fs: %.3fs per step, %d of %d steps", self.seconds, per_step, fitted,
+                     self.planned_steps)
+            state.max_steps = fitted
+        if self.on_fit is not None:
+            self.on_fit(fitted, per_step)
