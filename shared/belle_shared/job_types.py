@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field, TypeAdapter
 from belle_shared import spec_checks
 from belle_shared.spec_checks import SpecCheck  # noqa: F401  (the type of JobType.checks)
 from belle_shared.specs import (
-    DatagenSpec, EvalSpec, ImportSpec, JobSpec, ModelImportSpec, QuantizeSpec, TrainSpec,
+    DatagenSpec, EvalSpec, ImportSpec, JobSpec, ModelImportSpec, PreferencePairsSpec, QuantizeSpec, TrainSpec,
 )
 
 
@@ -152,5 +152,7 @@ register_job_type(JobType(DatagenSpec, queue="datagen", outputs=("dataset_id",),
 register_job_type(JobType(TrainSpec, queue="train", outputs=("model_id",), checks=(spec_checks.check_train,)))
 register_job_type(JobType(QuantizeSpec, queue="quantize", outputs=("model_id",), checks=(spec_checks.check_quantize,)))
 register_job_type(JobType(EvalSpec, queue="eval", outputs=(), checks=(spec_checks.check_eval,)))
+register_job_type(JobType(PreferencePairsSpec, queue="eval", outputs=("dataset_id",),
+                          checks=(spec_checks.check_preference_pairs,)))
 register_job_type(JobType(ModelImportSpec, queue="train", outputs=("model_id",),
                           checks=(spec_checks.check_model_import,)))

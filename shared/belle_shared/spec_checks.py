@@ -23,13 +23,14 @@ from belle_shared.errors import SpecRefused
 from belle_shared.db.models import Dataset, File, Model, ModelKind, Team
 from belle_shared.eval_sets import EvalSetError, iter_eval_rows
 from belle_shared.formats import RowError, to_conversation
+from belle_shared.preferences import to_preference
 from belle_shared.models import find_model
 from belle_shared.model_sources import ModelSourceError, import_name, inspect_gguf, is_gguf_file, resolve_import_path
 from belle_shared.models import ModelExists, check_model_name, check_name_free, inspect_model_folder
 from belle_shared.settings import Settings
 from belle_shared.specs import (
-    PROMPT_PLACEHOLDERS, DatagenSpec, EvalSpec, ImportSpec, JobSpec, ModelImportSpec, QuantizeSpec, TrainSpec,
-    is_pending_output,
+    PROMPT_PLACEHOLDERS, DatagenSpec, EvalSpec, ImportSpec, JobSpec, ModelImportSpec, PreferencePairsSpec,
+    QuantizeSpec, TrainSpec, is_pending_output,
 )
 
 # (session, team, spec, store, settings): raises SpecRefused, returns nothing.
@@ -82,22 +83,37 @@ def require_team_dataset(session: Session, team: Team, dataset_id, param: str) -
     return dataset
 
 
-def check_fine_tune_rows(store: ArtifactStore, file: File, param: str, rows: int = TRAIN_FILE_CHECK_ROWS) -> None:
-    """The file's first ``rows`` rows must convert to conversations; the error names line and field."""
+def check_fine_tune_rows(store: ArtifactStore, file: File, param: str, rows: int | None = TRAIN_FILE_CHECK_ROWS,
+                         *, preferences: bool = False) -> None:
+    """The file's first ``rows`` rows (None: all) must convert to conversations, or to preference pairs;
+    the error names line and field."""
+    convert, what = (to_preference, "a preference dataset") if preferences else (to_conversation, "a fine-tuning dataset")
     checked = 0
     with store.open(file.uri, "rb") as f:
         for number, raw in enumerate(f, start=1):
             if not raw.strip():
                 continue
             try:
-                to_conversation(json.loads(raw))  # JSON objects, checked at upload
+                convert(json.loads(raw))  # JSON objects, checked at upload
             except RowError as exc:
                 where = f"line {number}" + (f", field {exc.field}" if exc.field else "")
-                raise SpecRefused(f"{param}: file {file.filename!r} is not a fine-tuning dataset: {where}: "
+                raise SpecRefused(f"{param}: file {file.filename!r} is not {what}: {where}: "
                                   f"{exc.message}", param=param, code="invalid_training_row") from None
             checked += 1
-            if checked >= rows:
+            if rows is not None and checked >= rows:
                 return
+
+
+def _check_dataset_kind(dataset: Dataset, spec: TrainSpec, param: str) -> None:
+    """DPO trains on preference pairs, supervised fine-tuning on conversations: the other kind is refused."""
+    pairs = dataset.format == "preferences"
+    if spec.objective == "dpo" and not pairs:
+        raise SpecRefused(f"{param}: dataset {dataset.name!r} holds conversations; objective 'dpo' trains on "
+                          "preference pairs (import a preference file, or make pairs with a preference_pairs job)",
+                          param=param, code="wrong_dataset_kind")
+    if spec.objective == "sft" and pairs:
+        raise SpecRefused(f"{param}: dataset {dataset.name!r} holds preference pairs; train on it with objective "
+                          "'dpo'", param=param, code="wrong_dataset_kind")
 
 
 def check_train(session: Session, team: Team, spec: TrainSpec, store: ArtifactStore, settings: Settings) -> None:
@@ -105,11 +121,13 @@ def check_train(session: Session, team: Team, spec: TrainSpec, store: ArtifactSt
         file_id = getattr(spec, param)
         if file_id is not None:
             file = require_team_file(session, team, file_id, param, purposes=("fine-tune",))
-            check_fine_tune_rows(store, file, param)
+            # A bad pair would fail the run (pairs are not dropped): every one is checked now.
+            dpo = spec.objective == "dpo"
+            check_fine_tune_rows(store, file, param, None if dpo else TRAIN_FILE_CHECK_ROWS, preferences=dpo)
     for param in ("dataset_id", "validation_dataset_id"):
         dataset_id = getattr(spec, param)
         if dataset_id is not None and not is_pending_output(dataset_id):
-            require_team_dataset(session, team, dataset_id, param)
+            _check_dataset_kind(require_team_dataset(session, team, dataset_id, param), spec, param)
     if is_pending_output(spec.base_model):
         return
     model = find_model(session, team.id, spec.base_model)
@@ -233,6 +251,30 @@ def check_eval(session: Session, team: Team, spec: EvalSpec, store: ArtifactStor
                            f"{', '.join(map(repr, spec.classes))} (its classes: {', '.join(sorted(classes))})",
                            param="classes", code="no_questions")
     # A judge for modes judge and pairwise is EvalSpec's own rule (a 400 before these checks run).
+
+
+def check_preference_pairs(session: Session, team: Team, spec: PreferencePairsSpec, store: ArtifactStore,
+                           settings: Settings) -> None:
+    if not is_pending_output(spec.model_id):
+        model = find_model(session, team.id, spec.model_id)
+        if model is None:
+            raise SpecRefused(f"model_id: no model {spec.model_id!r} (GET /v1/models lists them)", param="model_id",
+                              code="model_not_found")
+    file = require_team_file(session, team, spec.prompt_file_id, "prompt_file_id", purposes=("eval",))
+    check_eval_file(store, file, "prompt_file_id")
+    if spec.judge is not None:
+        return
+    # Without a judge every prompt is scored by its reference answer: reference scoring needs one on every
+    # row, auto needs a `metric` on every row (a row without one would go to the judge).
+    with store.open(file.uri, "rb") as f:
+        for row in iter_eval_rows(f, source="prompt_file_id"):
+            if spec.max_prompts is not None and row.line > spec.max_prompts:
+                break
+            if not row.std_answer.strip() or (spec.scoring == "auto" and row.metric is None):
+                need = "a reference answer (std_answer)" if spec.scoring == "reference" else 'a "metric"'
+                raise SpecRefused(f"judge: line {row.line} of {file.filename!r} has no {need}, so it needs a judge "
+                                  "to score its answers; give `judge` or a prompt set whose rows have one",
+                                  param="judge", code="judge_required")
 
 
 def check_model_import(session: Session, team: Team, spec: ModelImportSpec, store: ArtifactStore,

@@ -200,8 +200,18 @@ class TrainHyperparameters(_Spec):
         "CPU is mixed precision through DeepSpeed; fast only on CPUs with native bf16 (AVX512-BF16, AMX).")
 
 
+class DpoOptions(_Spec):
+    beta: float = Field(
+        0.1, gt=0, le=10, description="How far the tuned model may move from the reference model (DPO's beta): "
+        "smaller lets it move further.")
+    loss_type: Literal["sigmoid", "ipo", "hinge"] = Field(
+        "sigmoid", description="DPO's loss: `sigmoid` the paper's, `ipo` (identity preference optimisation), "
+        "`hinge` (SLiC's).")
+
+
 class TrainSpec(JobSpec):
-    """Supervised fine-tuning of a causal language model on a conversation dataset."""
+    """Fine-tuning of a causal language model: supervised on a conversation dataset (`objective` sft), or
+    direct preference optimisation on a preference dataset (`objective` dpo)."""
 
     type: Literal["train"] = "train"
     base_model: str = Field(description="Id or name of a registered model to start from.")
@@ -219,6 +229,12 @@ class TrainSpec(JobSpec):
         None, description="Uploaded validation JSONL file (purpose `fine-tune`), instead of a dataset."
     )
     validation_split: float = Field(0.02, ge=0, lt=0.5, description="Share held out for eval loss when no validation set.")
+    objective: Literal["sft", "dpo"] = Field(
+        "sft", description="`sft`: supervised fine-tuning on conversations. `dpo`: direct preference optimisation "
+        "on preference pairs (a dataset or file of prompts with a preferred and a rejected reply); the reference "
+        "model is the base itself: with LoRA the base without its adapter, in full fine-tuning its log-probs "
+        "computed once before training, so no second copy of the model is held.")
+    dpo: DpoOptions = Field(default_factory=DpoOptions, description="DPO options (objective=dpo).")
     method: Literal["full", "lora"] = Field("full", description="Full fine-tuning or LoRA adapters.")
     lora: LoraOptions = Field(default_factory=LoraOptions, description="LoRA options (method=lora).")
     hyperparameters: TrainHyperparameters = Field(
@@ -420,4 +436,42 @@ class EvalSpec(JobSpec):
             raise ValueError(f"mode={self.mode} needs a judge endpoint")
         if self.mode == "pairwise" and candidates != 2:
             raise ValueError("mode=pairwise compares exactly two models (model_ids and candidate_endpoints together)")
+        return self
+
+
+# ----------------------------------------------------------------------------- preference pairs
+
+
+class PreferencePairsSpec(JobSpec):
+    """Sample several answers per prompt from a model, score them (the judge, or the reference answer),
+    and record the best and the worst answer of each prompt as a preference pair, for DPO."""
+
+    type: Literal["preference_pairs"] = "preference_pairs"
+    model_id: str = Field(description="Id or name of the registered model that answers.")
+    prompt_file_id: uuid.UUID = Field(
+        description="Uploaded prompt set (purpose `eval`): the eval-set JSONL, one `question` with its `class` "
+        "and, where it has one, its reference answer (`std_answer`, scored by `metric`).")
+    samples_per_prompt: int = Field(4, ge=2, le=16, description="Answers sampled per prompt.")
+    generation: GenerationOptions = Field(
+        default_factory=lambda: GenerationOptions(temperature=1.0, max_new_tokens=256),
+        description="How the model samples its answers (temperature above 0: the answers must differ).")
+    scoring: Literal["auto", "judge", "reference"] = Field(
+        "auto", description="`reference`: the row's reference metric (exact match and the like; every row needs "
+        "a reference answer). `judge`: the judge's score with the class's prompt. `auto`: the reference metric "
+        "where the row names one (`metric`), the judge elsewhere.")
+    judge: TeacherEndpoint | None = Field(None, description="Judge endpoint (scoring judge, or auto with rows "
+                                          "without a `metric`).")
+    min_score_gap: float = Field(0.0, ge=0, description="Keep a pair only when the best answer's score exceeds "
+                                 "the worst's by more than this (equal scores are a tie and never a pair).")
+    max_prompts: int | None = Field(None, ge=1, description="Use only the first N prompts (quick runs).")
+    batch_size: int = Field(8, ge=1, le=1024, description="Prompts generated together.")
+    concurrency: int = Field(32, ge=1, le=1024, description="Judge requests in flight at once.")
+    seed: int = Field(0, ge=0, le=2**31 - 1, description="Seed of the sampling (the same seed, the same answers).")
+
+    @model_validator(mode="after")
+    def _sampling_and_judge(self) -> "PreferencePairsSpec":
+        if self.generation.temperature <= 0:
+            raise ValueError("generation.temperature must be above 0: greedy answers to one prompt are all the same")
+        if self.scoring == "judge" and self.judge is None:
+            raise ValueError("scoring=judge needs a judge endpoint")
         return self
