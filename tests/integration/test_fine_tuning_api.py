@@ -170,6 +170,50 @@ def test_method_form_auto_values_and_a_dataset_as_training_file(sdk, team, sessi
     assert from_dataset.training_file == str(dataset.id) and from_dataset.status == "queued"
 
 
+# Preference pairs in OpenAI's DPO format, and the same kind of pairs as BELLE/LLaMA-Factory write them.
+PAIRS = [
+    {"input": {"messages": [{"role": "user", "content": "把 3 写成中文"}]},
+     "preferred_output": [{"role": "assistant", "content": "三"}],
+     "non_preferred_output": [{"role": "assistant", "content": "3"}]},
+    {"prompt": "你好", "chosen": "你好！", "rejected": "走开"},
+    {"instruction": "1+1?", "input": "", "chosen": "2", "rejected": "11"},
+]
+
+
+def test_dpo_through_openais_method_trains_on_a_preference_file(sdk, team, live, session_factory, base_models):
+    _, headers = team
+    pairs = _upload(sdk, PAIRS, name="pairs.jsonl")
+    job = sdk.fine_tuning.jobs.create(
+        model=base_models["llama"], training_file=pairs.id,
+        method={"type": "dpo", "dpo": {"hyperparameters": {"beta": 0.25, "n_epochs": 1}}},
+        extra_body={"belle": {"method": "lora"}})
+    assert job.status == "queued" and job.method.type == "dpo"
+    assert job.method.dpo.hyperparameters.beta == 0.25 and job.method.dpo.hyperparameters.n_epochs == 1
+    spec = httpx.get(f"{live}/v1/jobs/{job.id}", headers=headers).json()["spec"]
+    assert (spec["objective"], spec["dpo"]["beta"], spec["method"]) == ("dpo", 0.25, "lora")
+    assert sdk.fine_tuning.jobs.create(model=base_models["llama"], training_file=pairs.id,
+                                       method={"type": "dpo"}).method.dpo.hyperparameters.beta == 0.1
+
+    def refused(**kwargs) -> openai.BadRequestError:
+        with pytest.raises(openai.BadRequestError) as info:
+            sdk.fine_tuning.jobs.create(model=base_models["llama"], **kwargs)
+        return info.value
+
+    # A malformed pair anywhere in the file is a 400 naming its line and field, before anything is queued.
+    bad = _upload(sdk, PAIRS + [{"prompt": "q", "chosen": "a", "rejected": [{"role": "user", "content": "b"}]}])
+    error = refused(training_file=bad.id, method={"type": "dpo"})
+    assert error.body["param"] == "training_file" and "line 4, field rejected[0].role" in error.body["message"]
+    # Supervised rows are not pairs; pairs are not supervised rows.
+    error = refused(training_file=_upload(sdk, ROWS).id, method={"type": "dpo"})
+    assert error.body["param"] == "training_file" and "not a preference dataset: line 1" in error.body["message"]
+    error = refused(training_file=pairs.id, method={"type": "supervised"})
+    assert error.body["param"] == "training_file" and "not a fine-tuning dataset" in error.body["message"]
+    error = refused(training_file=pairs.id, method={"type": "dpo", "dpo": {"hyperparameters": {"beta": 0}}})
+    assert error.body["param"] == "method.dpo.hyperparameters.beta"
+    error = refused(training_file=pairs.id, method={"type": "reinforcement"})
+    assert error.body["param"] == "method.type"
+
+
 def test_list_paginates_newest_first_and_retrieve(sdk, base_models):
     train = _upload(sdk, ROWS)
     ids = [sdk.fine_tuning.jobs.create(model=base_models["llama"], training_file=train.id).id for _ in range(3)]
@@ -295,7 +339,7 @@ def test_bad_input_is_refused_before_anything_is_queued_naming_openais_field(sdk
     _refused(lambda: create(model=llama, training_file=train.id,
                             method={"type": "supervised", "supervised": {"hyperparameters": {"batch_size": 0}}}),
              "method.supervised.hyperparameters.batch_size")
-    _refused(lambda: create(model=llama, training_file=train.id, method={"type": "dpo"}), "method.type",
+    _refused(lambda: create(model=llama, training_file=train.id, method={"type": "reinforcement"}), "method.type",
              "unsupported_method")
     _refused(lambda: create(model=llama, training_file=train.id, hyperparameters={"n_epochs": 1},
                             method={"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 2}}}),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 from sqlalchemy import select
@@ -63,6 +64,46 @@ def test_import_job_runs_to_success_with_events_and_dataset(client, team, module
     assert rows[1]["conversations"][0]["value"] == "你好"
     assert len(rows[2]["conversations"]) == 4
     assert rows[3]["system"] == "你是助手"
+
+
+def test_a_preference_file_imports_as_a_preference_dataset(client, team, module_worker, settings):
+    """DPO's data: a file whose first row is a pair becomes a dataset of canonical pairs (format
+    `preferences`) that a DPO train job takes and a supervised one refuses."""
+    _, headers = team
+    rows = [
+        {"input": {"messages": [{"role": "system", "content": "简短回答"}, {"role": "user", "content": "1+1?"}]},
+         "preferred_output": [{"role": "assistant", "content": "2"}],
+         "non_preferred_output": [{"role": "assistant", "content": "3"}]},
+        {"conversations": [{"from": "human", "value": "你好"}], "chosen": {"from": "gpt", "value": "你好！"},
+         "rejected": {"from": "gpt", "value": "嗯"}},
+        {"prompt": "same", "chosen": "a", "rejected": "a"},  # dropped: the same reply twice
+        {"instruction": "a supervised row", "output": "x"},  # dropped: not a pair
+    ]
+    file = upload(client, headers, rows, filename="pairs.jsonl")
+    job = wait_status(client, headers, client.post("/v1/jobs", headers=headers, json={
+        "type": "import", "file_id": file["id"]}).json()["id"])
+    assert job["status"] == "succeeded", job["error"]
+    dataset = client.get(f"/v1/datasets/{job['result']['dataset_id']}", headers=headers).json()
+    assert dataset["format"] == "preferences" and dataset["rows"] == 2
+    assert dataset["stats"]["dropped"] == {"invalid_row": 1, "not_a_pair": 1}
+    assert dataset["stats"]["formats"] == {"openai_preference": 1, "sharegpt_preference": 1}
+
+    from belle_shared.artifacts import ArtifactStore
+    from belle_shared.db.models import Dataset as DatasetRecord
+
+    with client.app.state.session_factory() as session:
+        uri = session.get(DatasetRecord, uuid.UUID(dataset["id"])).artifact.uri
+    with ArtifactStore(settings.resolved_artifact_root).open(uri) as f:
+        pairs = [json.loads(line) for line in f]
+    assert pairs[0] == {"conversations": [{"from": "human", "value": "1+1?"}], "system": "简短回答",
+                        "chosen": "2", "rejected": "3"}
+    assert pairs[1] == {"conversations": [{"from": "human", "value": "你好"}], "chosen": "你好！", "rejected": "嗯"}
+
+    # Supervised fine-tuning refuses it before anything is queued (DPO's acceptance: test_fine_tuning_api.py).
+    response = client.post("/v1/jobs", headers=headers, json={
+        "type": "train", "base_model": "any", "dataset_id": dataset["id"], "objective": "sft"})
+    assert response.status_code == 400 and response.json()["error"]["param"] == "dataset_id"
+    assert "holds preference pairs" in response.json()["error"]["message"]
 
 
 def test_import_with_no_usable_row_fails_with_line_numbers_and_no_dataset(client, team, module_worker, session_factory):

@@ -18,6 +18,7 @@ from pathlib import PurePosixPath
 from sqlalchemy import select
 
 from belle_shared.formats import RowError, to_conversation
+from belle_shared.preferences import is_preference_row, to_preference
 from belle_datagen.stats import DatasetStats
 from belle_shared.db.models import Artifact, Dataset
 from belle_shared.errors import JobError
@@ -58,8 +59,8 @@ def run_import(spec: ImportSpec, ctx: JobContext) -> dict:
                             sha256=stored.sha256, bytes=stored.bytes)
         session.add(artifact)
         session.flush()
-        dataset = Dataset(team_id=ctx.team_id, name=name, rows=stats.rows, stats=summary, artifact_id=artifact.id,
-                          source_file_id=source.id, job_id=ctx.job_id)
+        dataset = Dataset(team_id=ctx.team_id, name=name, format=stats.dataset_format, rows=stats.rows, stats=summary,
+                          artifact_id=artifact.id, source_file_id=source.id, job_id=ctx.job_id)
         session.add(dataset)
     ctx.event(
         f"dataset {name!r}: {stats.rows} rows, {sum(stats.dropped.values())} dropped",
@@ -69,8 +70,11 @@ def run_import(spec: ImportSpec, ctx: JobContext) -> dict:
 
 
 def convert_stream(src, out, spec: ImportSpec, ctx: JobContext | None = None) -> DatasetStats:
-    """Convert JSONL lines from ``src`` (binary) into canonical rows written to ``out`` (text)."""
+    """Convert JSONL lines from ``src`` (binary) into canonical rows written to ``out`` (text). The first row
+    decides what the file is (with format `auto`): preference pairs (belle_shared.preferences) or supervised
+    samples; a row of the other kind is dropped."""
     stats = DatasetStats()
+    kind: str | None = None
     seen: set[bytes] = set()
     last_report = time.monotonic()
     for number, raw in enumerate(src, start=1):
@@ -91,12 +95,28 @@ def convert_stream(src, out, spec: ImportSpec, ctx: JobContext | None = None) ->
         except json.JSONDecodeError as exc:
             stats.add_drop(number, "invalid_json", f"not valid JSON ({exc.msg} at column {exc.colno})")
             continue
+        if kind is None:
+            kind = "preferences" if spec.format == "auto" and is_preference_row(row) else "conversations"
+            stats.dataset_format = kind
+        if kind == "preferences" and not is_preference_row(row):
+            stats.add_drop(number, "not_a_pair", "a supervised sample in a file of preference pairs (the first row "
+                           "is a pair)")
+            continue
         try:
-            conversation, fmt = to_conversation(row, spec.format)
+            if kind == "preferences":
+                pair, fmt = to_preference(row)
+            else:
+                conversation, fmt = to_conversation(row, spec.format)
         except RowError as exc:
             stats.add_drop(number, "invalid_row", exc.message, exc.field)
             continue
-        encoded = json.dumps(conversation, ensure_ascii=False)
+        if kind == "preferences":
+            encoded = json.dumps(pair, ensure_ascii=False)
+            # Counted as its prompt and its preferred reply.
+            conversation = {**pair, "conversations": [*pair["conversations"], {"from": "assistant",
+                                                                               "value": pair["chosen"]}]}
+        else:
+            encoded = json.dumps(conversation, ensure_ascii=False)
         digest = hashlib.blake2b(encoded.encode("utf-8"), digest_size=16).digest()
         if digest in seen:
             stats.add_drop(number, "duplicate", "exact duplicate of an earlier row")

@@ -59,6 +59,9 @@ class DatasetStats:
         self.formats: Counter[str] = Counter()
         self.dropped: Counter[str] = Counter()
         self.drop_examples: list[dict] = []
+        # "conversations" (supervised samples) or "preferences" (DPO pairs; a pair counts as its prompt and
+        # its preferred reply): the Dataset's format.
+        self.dataset_format = "conversations"
 
     def add_row(self, conv: dict, fmt: str) -> None:
         """Count one canonical row that was kept, converted from format ``fmt``."""

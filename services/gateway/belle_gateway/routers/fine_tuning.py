@@ -25,6 +25,7 @@ from belle_gateway.submission import cancel_job, submit_job
 from belle_gateway.schemas import (
     DEFAULT_LEARNING_RATE,
     BelleOptions,
+    DpoHyperparameters,
     FineTuningJobCheckpointPublic,
     FineTuningJobCheckpointsPublic,
     FineTuningJobCreate,
@@ -60,6 +61,7 @@ _SPEC_TO_OPENAI = {
     "hyperparameters.epochs": "hyperparameters.n_epochs",
     "hyperparameters.batch_size": "hyperparameters.batch_size",
     "hyperparameters.seed": "seed",
+    "dpo.beta": "hyperparameters.beta",
     "type": None,  # the deployment does not serve train jobs: no field of the request is wrong
 }
 
@@ -101,18 +103,20 @@ def build_spec(session, team, body: FineTuningJobCreate) -> tuple[TrainSpec, str
         raise APIError(400, "integrations: not supported by this server", param="integrations",
                        code="unsupported_parameter")
     hp_source, hyper = "hyperparameters", body.hyperparameters
+    kind = body.method.type if body.method is not None else "supervised"
     if body.method is not None:
-        if body.method.type != "supervised":
-            raise APIError(400, f"method.type: only 'supervised' fine-tuning is supported, not {body.method.type!r}",
+        if kind not in ("supervised", "dpo"):
+            raise APIError(400, f"method.type: 'supervised' and 'dpo' fine-tuning are supported, not {kind!r}",
                            param="method.type", code="unsupported_method")
-        nested = body.method.supervised.hyperparameters if body.method.supervised else None
+        section = getattr(body.method, kind)
+        nested = section.hyperparameters if section else None
         if nested is not None:
             if hyper is not None:
                 raise APIError(400, "hyperparameters: give them either at the top level or in "
-                               "method.supervised.hyperparameters, not both", param="hyperparameters",
+                               f"method.{kind}.hyperparameters, not both", param="hyperparameters",
                                code="invalid_value")
-            hp_source, hyper = "method.supervised.hyperparameters", nested
-    hyper = hyper or Hyperparameters()
+            hp_source, hyper = f"method.{kind}.hyperparameters", nested
+    hyper = hyper or (DpoHyperparameters() if kind == "dpo" else Hyperparameters())
     belle = body.belle or BelleOptions()
     method = belle.method or "full"
 
@@ -133,12 +137,15 @@ def build_spec(session, team, body: FineTuningJobCreate) -> tuple[TrainSpec, str
         "type": "train",
         "base_model": body.model,
         "method": method,
+        "objective": "dpo" if kind == "dpo" else "sft",
         "hyperparameters": hp,
         "suffix": body.suffix or None,
         "metadata": body.metadata,
         **_reference(session, team, body.training_file, "training_file_id", "dataset_id"),
         **_reference(session, team, body.validation_file, "validation_file_id", "validation_dataset_id"),
     }
+    if getattr(hyper, "beta", "auto") != "auto":
+        data["dpo"] = {"beta": hyper.beta}
     for key in ("lora", "zero_stage", "offload", "packing", "chat_template", "num_processes", "validation_split"):
         if getattr(belle, key) is not None:
             data[key] = getattr(belle, key)

@@ -31,6 +31,8 @@ from belle_gateway.schemas.fine_tuning import (
     DEFAULT_LEARNING_RATE,
     EVENT_LEVELS,
     BelleOptions,
+    Dpo,
+    DpoHyperparameters,
     FineTuningErrorPublic,
     FineTuningHyperparametersPublic,
     FineTuningJobCheckpointPublic,
@@ -62,7 +64,7 @@ __all__ = [
     # files
     "FilePublic", "FilesPublic",
     # fine-tuning
-    "BelleOptions", "FineTuningErrorPublic", "FineTuningHyperparametersPublic", "FineTuningJobCheckpointPublic",
+    "BelleOptions", "Dpo", "DpoHyperparameters", "FineTuningErrorPublic", "FineTuningHyperparametersPublic", "FineTuningJobCheckpointPublic",
     "FineTuningJobCheckpointsPublic", "FineTuningJobCreate", "FineTuningJobEventPublic", "FineTuningJobEventsPublic",
     "FineTuningJobPublic", "FineTuningJobsPublic", "Hyperparameters", "Method", "Supervised",
     # jobs

@@ -51,16 +51,31 @@ class Hyperparameters(BaseModel):
         return _auto_or_number(v, integer=False, low=0, high=100, low_open=True)
 
 
+class DpoHyperparameters(Hyperparameters):
+    beta: Any = Field("auto", description='"auto" (0.1) or DPO\'s beta: how far the model may move from the '
+                      'reference (above 0, at most 10).')
+
+    @field_validator("beta", mode="before")
+    @classmethod
+    def _beta(cls, v):
+        return _auto_or_number(v, integer=False, low=0, high=10, low_open=True)
+
+
 class Supervised(BaseModel):
     model_config = ConfigDict(extra="forbid")
     hyperparameters: Hyperparameters | None = None
+
+
+class Dpo(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    hyperparameters: DpoHyperparameters | None = None
 
 
 class Method(BaseModel):
     model_config = ConfigDict(extra="forbid")
     type: Literal["supervised", "dpo", "reinforcement"]
     supervised: Supervised | None = None
-    dpo: dict[str, Any] | None = None
+    dpo: Dpo | None = None
     reinforcement: dict[str, Any] | None = None
 
 
@@ -176,7 +191,7 @@ class FineTuningJobPublic(BaseModel):
         if job.error:
             error = FineTuningErrorPublic(code=str(job.error.get("code") or "error"),
                                           message=str(job.error.get("message") or ""), param=job.error.get("param"))
-        extension = {key: spec.get(key) for key in ("method", "lora", "packing", "zero_stage", "offload",
+        extension = {key: spec.get(key) for key in ("method", "objective", "lora", "packing", "zero_stage", "offload",
                                                     "num_processes", "validation_split")}
         return cls(
             id=str(job.id), created_at=unix_time(job.created_at), error=error,
@@ -187,7 +202,7 @@ class FineTuningJobPublic(BaseModel):
             validation_file=(str(v) if (v := spec.get("validation_file_id") or spec.get("validation_dataset_id"))
                              else None),
             integrations=[], metadata=spec.get("metadata"),
-            method={"type": "supervised", "supervised": {"hyperparameters": hyper.model_dump()}},
+            method=_method(spec, hyper.model_dump()),
             belle={"job_id": str(job.id), **extension, "hyperparameters": hp, "cancel_requested": job.cancel_requested,
                    "attempts": job.attempts, "started_at": unix_time(job.started_at), "result": job.result},
         )
@@ -253,3 +268,11 @@ class FineTuningJobCheckpointsPublic(BaseModel):
     has_more: bool
     first_id: str | None = None
     last_id: str | None = None
+
+
+def _method(spec: dict[str, Any], hyper: dict[str, Any]) -> dict[str, Any]:
+    """OpenAI's `method` of a train job: supervised, or dpo with its beta."""
+    if spec.get("objective") == "dpo":
+        beta = (spec.get("dpo") or {}).get("beta", 0.1)
+        return {"type": "dpo", "dpo": {"hyperparameters": {**hyper, "beta": beta}}}
+    return {"type": "supervised", "supervised": {"hyperparameters": hyper}}
