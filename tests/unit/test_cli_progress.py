@@ -138,7 +138,7 @@ def test_quantization_counts_layers_during_gptq_only(monkeypatch):
 
 
 def test_an_eval_counts_each_models_answers_then_the_questions_judged():
-    from belle_evaluator.grading import _in_chunks
+    from belle_evaluator.grading import judge_in_chunks
     from belle_evaluator.job import _AnswerFollower
 
     ctx = RecordingContext()
@@ -161,7 +161,7 @@ def test_an_eval_counts_each_models_answers_then_the_questions_judged():
 
     judge = SimpleNamespace(totals=SimpleNamespace(cache_hits=30, sent=0))
     ctx.clock += 5
-    _in_chunks(ask, ["a prompt"] * 120, ctx, judge)
+    judge_in_chunks(ask, ["a prompt"] * 120, ctx, judge)
     progress = _read("eval", ctx.events)[0]
     assert (progress.label, progress.unit, progress.completed, progress.total) == ("", "judged", 120, 120)
     assert progress.line == "120/120 judged (100%), 30 from the cache"

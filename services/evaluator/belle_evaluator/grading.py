@@ -77,8 +77,10 @@ def grade(spec: EvalSpec, ctx: JobContext, questions: Sequence[EvalQuestion], na
     return grades
 
 
-def _in_chunks(ask: Callable[[list[str]], Awaitable[list[T]]], prompts: list[str], ctx: JobContext,
-               judge: Judge) -> list[T]:
+def judge_in_chunks(ask: Callable[[list[str]], Awaitable[list[T]]], prompts: list[str], ctx: JobContext,
+                    judge: Judge) -> list[T]:
+    """``ask`` (``judge.score`` or ``judge.prefer``) on ``prompts`` in chunks of ``JUDGE_CHUNK``, a cancel
+    check before each chunk and a progress event ("judged N/M") after it."""
     out: list[T] = []
     for start in range(0, len(prompts), JUDGE_CHUNK):
         ctx.check_cancelled()
@@ -95,7 +97,7 @@ def _judge_scores(ctx: JobContext, questions: Sequence[EvalQuestion], names: dic
     ids = list(names)
     prompts = [render_judge_prompt(templates[q.cls], q, answers[cid][i].answer)
                for cid in ids for i, q in enumerate(questions)]
-    judgments = _in_chunks(judge.score, prompts, ctx, judge)
+    judgments = judge_in_chunks(judge.score, prompts, ctx, judge)
     n = len(questions)
     for k, cid in enumerate(ids):
         part = judgments[k * n:(k + 1) * n]
@@ -116,7 +118,7 @@ def _pairwise(ctx: JobContext, questions: Sequence[EvalQuestion], names: dict[st
               for i, q in enumerate(questions)]
     seconds = [render_pairwise_prompt(template, q, answers[y][i].answer, answers[x][i].answer)
                for i, q in enumerate(questions)]
-    verdicts = _in_chunks(judge.prefer, firsts + seconds, ctx, judge)
+    verdicts = judge_in_chunks(judge.prefer, firsts + seconds, ctx, judge)
     n = len(questions)
     gx, gy = grades[x], grades[y]
     for g in (gx, gy):

@@ -14,6 +14,9 @@
 4. The record (`record.py`): `EvalResult` rows, the summary JSON and the HTML report as artifacts,
    and the job's result. A redelivered job whose results were recorded returns them.
 
+The preference_pairs job (`pairs.py`) reads its prompts, opens its judge and samples its answers
+with the same functions: `team_eval_set`, `open_judge`, `local_answers`.
+
 Answers are kept in `WORK_ROOT/<job id>/candidate-<n>/` (`answers.jsonl` beside the `answers.json`
 it came from), so a job that is retried after a failed judge does not generate them again.
 """
@@ -44,10 +47,11 @@ from belle_evaluator.evalset import EVAL_SET_FILE, EvalQuestion, EvalSetError, b
 from belle_evaluator.grading import grade
 from belle_evaluator.judge import Judge
 from belle_evaluator.record import record_results, recorded_result
+from belle_shared.db.models import File
 from belle_shared.errors import JobError
 from belle_shared.models import find_model
 from belle_shared.secrets import resolve_secret
-from belle_shared.specs import EvalSpec, TeacherEndpoint
+from belle_shared.specs import EvalSpec, PreferencePairsSpec, TeacherEndpoint
 from belle_shared.subprocess_run import run_followed, step_failed
 from belle_shared.worker import JobContext
 
@@ -95,7 +99,7 @@ def run_eval(spec: EvalSpec, ctx: JobContext, *, work_root: Path) -> dict[str, A
         if candidate.endpoint is not None:
             answers[candidate.id] = _endpoint_answers(candidate, questions, spec, ctx, folder)
         else:
-            answers[candidate.id] = _local_answers(candidate, questions, spec, ctx, folder, work_root)
+            answers[candidate.id] = local_answers(candidate, questions, spec, ctx, folder, work_root)
 
     ctx.check_cancelled()
     grades = grade(spec, ctx, questions, {c.id: c.name for c in candidates}, answers, judge)
@@ -111,14 +115,7 @@ def load_questions(spec: EvalSpec, ctx: JobContext) -> tuple[str, list[EvalQuest
     if spec.eval_file_id is None:
         name, questions = EVAL_SET_FILE, bundled_eval_set()
     else:
-        file = ctx.team_file(spec.eval_file_id, param="eval_file_id")
-        name = file.filename
-        try:
-            with ctx.store.open(file.uri, "rb") as handle:
-                questions = parse_eval_set(handle, source=name)
-        except EvalSetError as exc:
-            raise JobError("invalid_eval_set", str(exc), param="eval_file_id",
-                           details={"line": exc.line}) from None
+        _, name, questions = team_eval_set(ctx, spec.eval_file_id, param="eval_file_id")
     if spec.classes is not None:
         questions = [q for q in questions if q.cls in spec.classes]
         if not questions:
@@ -127,6 +124,18 @@ def load_questions(spec: EvalSpec, ctx: JobContext) -> tuple[str, list[EvalQuest
     if spec.max_questions is not None:
         questions = questions[:spec.max_questions]
     return name, questions
+
+
+def team_eval_set(ctx: JobContext, file_id: uuid.UUID, *, param: str) -> tuple[File, str, list[EvalQuestion]]:
+    """(file row, file name, questions) of a team's uploaded eval set; a bad row is a JobError naming
+    its line (`invalid_eval_set`, ``param``)."""
+    file = ctx.team_file(file_id, param=param)
+    try:
+        with ctx.store.open(file.uri, "rb") as handle:
+            questions = parse_eval_set(handle, source=file.filename)
+    except EvalSetError as exc:
+        raise JobError("invalid_eval_set", str(exc), param=param, details={"line": exc.line}) from None
+    return file, file.filename, questions
 
 
 def resolve_candidates(spec: EvalSpec, ctx: JobContext) -> list[Candidate]:
@@ -161,10 +170,15 @@ def _judge(spec: EvalSpec, ctx: JobContext) -> Judge | None:
     """The judge (None in reference mode), after checking that it answers and takes the key."""
     if spec.mode == "reference" or spec.judge is None:
         return None
-    key = resolve_secret(spec.judge.api_key_secret, param="judge.api_key_secret", settings=ctx.settings,
+    return open_judge(spec.judge, ctx, concurrency=spec.concurrency)
+
+
+def open_judge(endpoint: TeacherEndpoint, ctx: JobContext, *, concurrency: int) -> Judge:
+    """A judge on ``endpoint`` (spec field `judge`) with the team's key, checked to answer and to take
+    the key: before minutes or hours of answer generation that an unreachable judge would waste."""
+    key = resolve_secret(endpoint.api_key_secret, param="judge.api_key_secret", settings=ctx.settings,
                          session_factory=ctx.session_factory, team_id=ctx.team_id)
-    judge = Judge(spec.judge, api_key=key, session_factory=ctx.session_factory, concurrency=spec.concurrency)
-    # Before minutes or hours of answer generation that an unreachable judge would waste.
+    judge = Judge(endpoint, api_key=key, session_factory=ctx.session_factory, concurrency=concurrency)
     asyncio.run(judge.check())
     return judge
 
@@ -222,8 +236,11 @@ def _endpoint_answers(candidate: Candidate, questions: list[EvalQuestion], spec:
     return answers
 
 
-def _local_answers(candidate: Candidate, questions: list[EvalQuestion], spec: EvalSpec, ctx: JobContext,
-                   folder: Path, work_root: Path) -> list[Answer]:
+def local_answers(candidate: Candidate, questions: list[EvalQuestion], spec: EvalSpec | PreferencePairsSpec,
+                  ctx: JobContext, folder: Path, work_root: Path, *, seed: int = 0) -> list[Answer]:
+    """A registered model's answer to each question, generated in a subprocess with ``spec.generation``
+    in batches of ``spec.batch_size`` (sampling seeded with ``seed``); an earlier attempt's answers to
+    the same questions in ``folder`` are kept."""
     earlier = _prepare(folder, questions)
     if earlier is not None:
         ctx.event(f"{candidate.name}: {len(earlier)} answers kept from an earlier attempt", kind="status")
@@ -233,7 +250,8 @@ def _local_answers(candidate: Candidate, questions: list[EvalQuestion], spec: Ev
     if downloaded:
         ctx.event(f"downloaded {candidate.name} from {candidate.uri}")
     config = AnswerConfig(model_path=Path(model_folder).resolve(), questions_file=folder / QUESTIONS_FILE,
-                          output_file=folder / ANSWERS_FILE, generation=spec.generation, batch_size=spec.batch_size)
+                          output_file=folder / ANSWERS_FILE, generation=spec.generation, batch_size=spec.batch_size,
+                          seed=seed)
     config_path = write_answer_config(config, folder / ANSWER_CONFIG_FILE)
     env = dict(os.environ)
     # Loading a GPTQ folder on CPU sizes a worker pool from this; on 2 cores it fails without it (FACTS.md).

@@ -1,4 +1,5 @@
-"""The evaluator worker: consumes the `eval` queue. One job at a time; local answers run in a subprocess.
+"""The evaluator worker: consumes the `eval` queue (job types `eval` and `preference_pairs`). One job at a
+time; local answers run in a subprocess.
 
     belle-evaluator-worker                 # or: python -m belle_evaluator.worker
     BELLE_EVALUATOR_WORK_DIR=/scratch/belle belle-evaluator-worker
@@ -15,8 +16,9 @@ from pathlib import Path
 from pydantic import Field
 
 from belle_evaluator.job import run_eval
+from belle_evaluator.pairs import run_pairs
 from belle_shared.settings import Settings
-from belle_shared.specs import EvalSpec
+from belle_shared.specs import EvalSpec, PreferencePairsSpec
 from belle_shared.worker import JobContext, JobRegistry, WorkerSettings, run_worker
 
 
@@ -38,6 +40,12 @@ registry = JobRegistry()
 @registry.job("eval", time_limit=47 * 3600, retry_backoff=30.0)
 def evaluate(spec: EvalSpec, ctx: JobContext) -> dict:
     return run_eval(spec, ctx, work_root=work_root(ctx.settings))
+
+
+# Sampling several answers to each prompt takes as long as an eval of that many answers.
+@registry.job("preference_pairs", time_limit=47 * 3600, retry_backoff=30.0)
+def preference_pairs(spec: PreferencePairsSpec, ctx: JobContext) -> dict:
+    return run_pairs(spec, ctx, work_root=work_root(ctx.settings))
 
 
 def main() -> None:
