@@ -13,6 +13,7 @@ progress event, else the latest message). What the workers emit:
     quantize      status {stage}; progress {done, total, stage: "gptq"}               layers quantized
     eval          status {questions, models}; progress {model, done, total}           answers per model
                   progress {done, total, cache_hits}                                  questions judged
+    preference_pairs  as eval (one model; its answers are every sample of every prompt)  answers, judged
     model_import  status {stage}                                                      (stages only)
 
 `ProgressDisplay` shows one bar per running job on a terminal (rich), and plain time-stamped lines,
@@ -246,6 +247,7 @@ READERS: dict[str, Reader] = {
     "train": read_train,
     "quantize": read_quantize,
     "eval": read_eval,
+    "preference_pairs": read_eval,
     # model_import reports stages only: its bar pulses with the stage's message.
 }
 

@@ -167,6 +167,30 @@ def test_an_eval_counts_each_models_answers_then_the_questions_judged():
     assert progress.line == "120/120 judged (100%), 30 from the cache"
 
 
+def test_preference_pairs_count_the_answers_sampled_then_the_answers_judged():
+    from belle_evaluator.grading import judge_in_chunks
+    from belle_evaluator.job import _AnswerFollower
+
+    ctx = RecordingContext()
+    ctx.event("sampling 4 answers from ft:demo to each of 30 prompts of prompts.jsonl (scoring judge)",
+              kind="status", questions=30, prompts=30, samples_per_prompt=4, models=["ft:demo"], scoring="judge")
+    follower = _AnswerFollower(ctx, "ft:demo")
+    follower.handle({"event": "start", "total": 120, "model_type": "llama", "device": "cpu"})
+    ctx.clock += 10
+    follower.handle({"event": "progress", "done": 60, "total": 120})
+    progress, counted = _read("preference_pairs", ctx.events)
+    assert counted == [False, False, True]
+    assert progress.line == "ft:demo (1/1): 60/120 answers (50%)"
+
+    async def ask(prompts):
+        return [1.0] * len(prompts)
+
+    judge = SimpleNamespace(totals=SimpleNamespace(cache_hits=0, sent=0))
+    judge_in_chunks(ask, ["a prompt"] * 120, ctx, judge)
+    progress = _read("preference_pairs", ctx.events)[0]
+    assert (progress.unit, progress.completed, progress.total) == ("judged", 120, 120)
+
+
 def test_an_import_counts_lines_without_a_total_and_unknown_types_read_done_of_total():
     event = {"id": 3, "kind": "progress", "level": "info", "message": "read 3000 lines",
              "created_at": T0.isoformat(), "data": {"lines": 3000, "rows": 2990, "dropped": 10}}
