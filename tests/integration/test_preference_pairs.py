@@ -24,7 +24,7 @@ from belle_shared.models import register_model
 from belle_shared.teams import create_team
 from belle_teacher.evalset import make_eval_set
 from conftest import WorkerProcess
-from helpers import events, upload, wait_status
+from helpers import events, upload, wait_for, wait_status
 from teacher import start_teacher
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -241,6 +241,37 @@ def test_no_pair_at_all_fails_the_job_with_the_counts(client, setup):
     assert dropped["below_gap"] + dropped["identical"] == 2 and dropped["below_gap"] >= 1
     datasets = client.get("/v1/datasets", headers=setup["headers"]).json()["data"]
     assert job["id"] not in {d["job_id"] for d in datasets}
+
+
+def test_a_job_cancelled_while_sampling_stops_its_generation_and_records_nothing(client, setup, session_factory):
+    import os
+
+    from belle_shared.db.models import Dataset
+
+    # 16 answers of 64 tokens to each prompt, one at a time: far longer than the cancel takes.
+    response = client.post("/v1/jobs", headers=setup["headers"], json=_spec(
+        setup, samples_per_prompt=16, batch_size=1, generation={"max_new_tokens": 64, "temperature": 1.0}))
+    job_id = response.json()["id"]
+
+    def generating():
+        found = [e for e in events(client, setup["headers"], job_id) if (e["data"] or {}).get("pid")]
+        return found[0]["data"]["pid"] if found else None
+
+    pid = wait_for(generating, timeout=60, message="the generation subprocess")
+    assert client.post(f"/v1/jobs/{job_id}/cancel", headers=setup["headers"]).status_code == 200
+    job = wait_status(client, setup["headers"], job_id, timeout=60)
+    assert job["status"] == "cancelled", job
+    with session_factory() as session:
+        assert session.scalar(select(func.count()).select_from(Dataset).where(Dataset.job_id == uuid.UUID(job_id))) == 0
+
+    def gone() -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+    wait_for(gone, timeout=10, message=f"the generation subprocess {pid} to end")
 
 
 def test_a_redelivered_job_returns_the_recorded_dataset(setup, referenced, settings, session_factory, tmp_path):
