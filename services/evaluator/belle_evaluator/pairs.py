@@ -276,7 +276,7 @@ def record_pairs(spec: PreferencePairsSpec, ctx: JobContext, *, run_dir: Path, f
     stored = ctx.store.put_file(pairs_path, f"teams/{ctx.team_id}/datasets/{ctx.job_id}.jsonl")
     stored_samples = ctx.store.put_file(samples_path, f"teams/{ctx.team_id}/jobs/{ctx.job_id}/pairs/samples.jsonl")
     stats["samples_uri"] = stored_samples.uri
-    name = f"pairs-{candidate.name}"
+    name = f"pairs-{candidate.name}"[:255]  # the column's width (a model name may take all of it)
     with ctx.session_factory() as session, session.begin():
         artifact = Artifact(team_id=ctx.team_id, job_id=ctx.job_id, kind="dataset", uri=stored.uri,
                             sha256=stored.sha256, bytes=stored.bytes)
