@@ -310,6 +310,9 @@ def test_a_model_trained_on_the_pairs_leads_back_to_the_job_that_made_them(clien
                                                                   referenced["result"]["rows"], setup["file_id"])
     assert link["dropped"] == referenced["result"]["dropped"]
     assert (link["made_by"]["id"], link["made_by"]["type"]) == (referenced["id"], "preference_pairs")
+    # The lineage itself names the model that answered and the judge (none: scored by reference answers).
+    assert link["format"] == "preferences" and link["judge"] is None
+    assert link["sampled_from"] == {"id": setup["model_id"], "name": setup["model"]}
     made_by = client.get(f"/v1/jobs/{link['made_by']['id']}", headers=setup["headers"]).json()
     assert made_by["spec"]["model_id"] == setup["model"]
     assert made_by["result"]["model"] == {"id": setup["model_id"], "name": setup["model"]}

@@ -60,9 +60,12 @@ def model_lineage(session: Session, team: Team, model: Model, *, owner_of) -> Li
             row = session.get(Dataset, current.dataset_id)
             if row is not None and row.team_id == team.id:
                 made = _team_job(session, team, row.job_id)
-                dataset = DatasetLink(id=row.id, name=row.name, rows=row.rows,
-                                      dropped=(row.stats or {}).get("dropped") or {},
-                                      source_file_id=row.source_file_id, made_by=JobLink.of(made) if made else None)
+                stats = row.stats or {}
+                dataset = DatasetLink(id=row.id, name=row.name, format=row.format, rows=row.rows,
+                                      dropped=stats.get("dropped") or {}, source_file_id=row.source_file_id,
+                                      made_by=JobLink.of(made) if made else None,
+                                      sampled_from=stats.get("model") if row.format == "preferences" else None,
+                                      judge=stats.get("judge") if row.format == "preferences" else None)
                 if made is not None:
                     _add_pipeline(session, pipelines, made)
         if job is not None:

@@ -30,10 +30,15 @@ class JobLink(BaseModel):
 class DatasetLink(BaseModel):
     id: uuid.UUID
     name: str
+    format: str  # conversations, or preferences (DPO pairs)
     rows: int
     dropped: dict[str, int]
     source_file_id: uuid.UUID | None
     made_by: JobLink | None
+    # Preference pairs made by a preference_pairs job: the model that answered and the judge that scored
+    # (None: scored by reference answers), so a DPO model's lineage names the judge behind its pairs.
+    sampled_from: dict | None = None
+    judge: dict | None = None
 
 
 class EvalLink(BaseModel):
