@@ -1,7 +1,8 @@
 """Real training runs of the entry point (`torchrun ... -m belle_trainer.train --config run.json`) on
 the tiny models, on CPU: full fine-tuning under ZeRO-2 and ZeRO-3 with offload, LoRA under ZeRO-3,
 in 2 processes over gloo; a run SIGKILLed after its first checkpoint resumes from it and ends
-exactly where an uninterrupted run ends; a file with no usable row is an `error` event.
+exactly where an uninterrupted run ends; a file with no usable row is an `error` event. DPO
+(objective dpo) with LoRA and with full fine-tuning learns to prefer a fixed reply to random ones.
 
 Each run takes 10-25 s on 2 cores; the whole file about 2.5 minutes.
 """
@@ -28,7 +29,7 @@ from safetensors.torch import load_file  # noqa: E402
 
 from belle_trainer.checkpoints import COMPLETE_MARKER, list_checkpoints  # noqa: E402
 from belle_trainer.lora import DEFAULT_TARGET_MODULES  # noqa: E402
-from belle_trainer.progress import EVENT_FIELDS, read_events  # noqa: E402
+from belle_trainer.progress import EVENT_FIELDS, OPTIONAL_FIELDS, read_events  # noqa: E402
 from belle_trainer.tiny import init_tiny_model  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(600)]  # beside another test file under `make test`
@@ -131,12 +132,15 @@ def load_in_fresh_process(folder: Path) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def check_contract(events: list[dict], *, world_size: int) -> dict[str, list[dict]]:
-    """Every event has the contract's fields; one run from start to done; returns events by kind."""
+def check_contract(events: list[dict], *, world_size: int, dpo: bool = False) -> dict[str, list[dict]]:
+    """Every event has the contract's fields (and DPO's optional ones exactly when `dpo`); one run from
+    start to done; returns events by kind."""
     by_kind: dict[str, list[dict]] = {kind: [] for kind in EVENT_FIELDS}
     for event in events:
-        assert set(event) == {"event", *EVENT_FIELDS[event["event"]]}, event
-        by_kind[event["event"]].append(event)
+        kind = event["event"]
+        optional = OPTIONAL_FIELDS.get(kind, ()) if dpo else ()
+        assert set(event) == {"event", *EVENT_FIELDS[kind], *optional}, event
+        by_kind[kind].append(event)
     assert events[0]["event"] == "start" and events[-1]["event"] == "done"
     (start_event,) = by_kind["start"]
     assert start_event["world_size"] == world_size and start_event["resumed_from_step"] is None
@@ -157,6 +161,7 @@ def check_contract(events: list[dict], *, world_size: int) -> dict[str, list[dic
     done = by_kind["done"][0]
     assert done["step"] == total and done["model_path"] == "final" and done["trained_tokens"] == tokens[-1]
     assert done["eval_loss"] == by_kind["eval"][-1]["eval_loss"] and done["train_seconds"] > 0
+    assert done["objective"] == ("dpo" if dpo else "sft")
     assert not by_kind["error"]
     return by_kind
 
@@ -342,3 +347,93 @@ def test_a_file_without_usable_rows_is_an_error(models, tmp_path):
     assert [event["event"] for event in events] == ["error"]
     assert "no usable training row" in events[0]["message"] and "bad.jsonl" in events[0]["message"]
     assert not (run_json.parent / "final").exists()
+
+
+# ------------------------------------------------------------------------------------------------ DPO
+
+PREFERRED = "好的，答案是一二三。"  # every pair prefers this reply to a random string of digits
+
+
+@pytest.fixture(scope="module")
+def pairs_file(tmp_path_factory) -> Path:
+    """64 canonical preference pairs a tiny model separates quickly: the chosen reply is always the
+    same text, the rejected one random digits (every fourth prompt has an earlier exchange and a
+    system prompt)."""
+    rng = random.Random(1)
+    rows = []
+    for index in range(64):
+        number = rng.randint(0, 999)
+        turns = [{"from": "human", "value": f"把{number}逐位写成中文数字"}]
+        if index % 4 == 0:
+            turns = [{"from": "human", "value": "你好"}, {"from": "assistant", "value": "你好！"}, *turns]
+        rejected = "".join(rng.choice(DIGITS) for _ in range(rng.randint(3, 9)))
+        rows.append({"conversations": turns, "chosen": PREFERRED, "rejected": rejected,
+                     **({"system": "你是一个助手。"} if index % 4 == 0 else {})})
+    path = tmp_path_factory.mktemp("data") / "pairs.jsonl"
+    path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+    return path
+
+
+def check_dpo_learned(run_dir: Path, by_kind: dict[str, list[dict]]) -> dict:
+    """The reward margin grows and the pairs end up told apart, in training and on the held-out
+    pairs; done and belle_training.json record the objective and the last reward metrics."""
+    steps, evals, done = by_kind["step"], by_kind["eval"], by_kind["done"][0]
+    assert all(0 <= e["reward_accuracy"] <= 1 and math.isfinite(e["reward_margin"]) for e in steps + evals)
+    assert steps[-1]["reward_margin"] > steps[0]["reward_margin"] and steps[-1]["reward_margin"] > 0
+    assert steps[-1]["reward_accuracy"] > 0.5 and evals[-1]["reward_accuracy"] > 0.5
+    assert evals[-1]["reward_margin"] > evals[0]["reward_margin"]
+    assert done["reward_margin"] == steps[-1]["reward_margin"]
+    assert done["reward_accuracy"] == steps[-1]["reward_accuracy"]
+    assert done["eval_reward_accuracy"] == evals[-1]["reward_accuracy"]
+    record = json.loads((run_dir / "final" / "belle_training.json").read_text())
+    assert record["objective"] == "dpo" and record["spec"]["objective"] == "dpo"
+    assert record["metrics"]["eval_reward_accuracy"] == done["eval_reward_accuracy"]
+    assert not (run_dir / "final" / "training_args.bin").exists()
+    fresh = load_in_fresh_process(run_dir / "final")
+    assert fresh["new_tokens"] == 4 and fresh["prompt"].endswith("Assistant: ")  # the chat template came along
+    return record
+
+
+def full_stderr(run_dir: Path) -> str:
+    return (run_dir / "stderr.log").read_text(errors="replace")
+
+
+# DPO runs take no packing: a bigger batch keeps the number of steps (and the run's time) small.
+DPO_BATCH = {"batch_size": 8, "gradient_accumulation_steps": 1}
+
+
+def test_dpo_lora_prefers_the_chosen_replies(models, pairs_file, tmp_path):
+    run_json = write_run(tmp_path / "run", models["llama"], pairs_file, objective="dpo", method="lora",
+                         zero_stage=0, hyperparameters={"learning_rate": 3e-3, **DPO_BATCH})
+    code, events, _ = launch(run_json, 1)
+    assert code == 0, stderr_tail(run_json.parent)
+    by_kind = check_contract(events, world_size=1, dpo=True)
+    start_event = by_kind["start"][0]
+    assert start_event["trainable_parameters"] < start_event["total_parameters"] / 5
+    check_dpo_learned(run_json.parent, by_kind)
+    run_dir = run_json.parent
+    assert by_kind["done"][0]["adapter_path"] == "adapter"
+    # The reference is the base with the adapter disabled: nothing precomputed, and only the trained
+    # adapter saved (trl's frozen copy of it, which would be saved as adapter/ref/, was dropped).
+    assert "Computing reference log probs" not in full_stderr(run_dir)
+    assert (run_dir / "adapter" / "adapter_model.safetensors").is_file() and not (run_dir / "adapter" / "ref").exists()
+    changed = changed_tensors(run_dir / "final", models["llama"])
+    assert changed and {name.split(".")[-2] for name in changed} <= set(DEFAULT_TARGET_MODULES["llama"])
+
+
+def test_dpo_full_zero3_two_processes_precomputes_the_reference(models, pairs_file, tmp_path):
+    run_json = write_run(tmp_path / "run", models["llama"], pairs_file, objective="dpo", method="full",
+                         zero_stage=3, num_processes=2, dpo={"beta": 0.1, "loss_type": "sigmoid"},
+                         hyperparameters={"learning_rate": 1e-4, "batch_size": 4, "gradient_accumulation_steps": 1})
+    code, events, _ = launch(run_json, 2)
+    assert code == 0, stderr_tail(run_json.parent)
+    by_kind = check_contract(events, world_size=2, dpo=True)
+    check_dpo_learned(run_json.parent, by_kind)
+    # The reference log-probs of every training and held-out pair, computed once before the first step
+    # (no second model held), in a cache both processes read.
+    stderr = full_stderr(run_json.parent)
+    assert "Computing reference log probs for train dataset" in stderr
+    assert "Computing reference log probs for eval dataset" in stderr
+    final = run_json.parent / "final"
+    # ZeRO-3 keeps a shard per process: the final folder has the gathered, full-size weights, all trained.
+    assert len(changed_tensors(final, models["llama"])) == len(load_file(final / "model.safetensors"))

@@ -9,6 +9,8 @@ On a machine without a GPU the N processes train on the CPU and talk over gloo. 
 `progress.jsonl` (see belle_trainer.progress), `checkpoints/checkpoint-<step>/` (the newest two,
 resumed from when run.json says `"resume": true`), `final/` (a plain model folder with the tokenizer,
 LoRA merged in, ZeRO-3 shards gathered, and `belle_training.json`) and, for LoRA, `adapter/`.
+The spec's objective is supervised fine-tuning (`sft`) or DPO (`dpo`, belle_trainer.dpo: the data,
+no packing, trl's DPOTrainer; the rest of a run is the same).
 Everything else goes to stderr, stdout included: the worker follows the progress file.
 Exit status 0 after a `done` event, 1 after an `error` event.
 """
@@ -128,14 +130,13 @@ def _prepare_checkpoints(root: Path, *, resume: bool, is_main: bool) -> Path | N
 
 def training_arguments(config, *, checkpoint_root: Path, on_gpu: bool, bf16: bool, evaluate: bool):
     """The HF TrainingArguments of a run: the spec's hyper-parameters, the DeepSpeed config, the
-    logging, evaluation and checkpoint schedule of the progress contract."""
-    from transformers import TrainingArguments
-
+    logging, evaluation and checkpoint schedule of the progress contract. For DPO trl's DPOConfig,
+    a TrainingArguments with the same values and DPO's options."""
     from belle_trainer.ds_config import build_ds_config
 
     spec, hp = config.spec, config.spec.hyperparameters
 
-    return TrainingArguments(
+    arguments = dict(
         output_dir=str(checkpoint_root),
         deepspeed=build_ds_config(spec.zero_stage, spec.offload, on_gpu=on_gpu),
         use_cpu=not on_gpu,  # with DeepSpeed and 2+ CPU processes the Trainer needs it said
@@ -158,11 +159,18 @@ def training_arguments(config, *, checkpoint_root: Path, on_gpu: bool, bf16: boo
         save_total_limit=KEEP_CHECKPOINTS,
         label_names=["labels"],  # peft models hide the signature the Trainer reads this from
         remove_unused_columns=False,
-        include_num_input_tokens_seen="no",  # BelleTrainer counts non-pad tokens itself
+        include_num_input_tokens_seen="no",  # the trainers count non-pad tokens themselves (TokenCounting)
         report_to="none",
         disable_tqdm=True,
         dataloader_num_workers=0,
     )
+    if spec.objective == "dpo":
+        from belle_trainer.dpo import dpo_arguments
+
+        return dpo_arguments(config, **arguments)
+    from transformers import TrainingArguments
+
+    return TrainingArguments(**arguments)
 
 
 def run(config, writer: ProgressWriter, *, rank: int, world_size: int) -> dict[str, Any]:
@@ -179,6 +187,7 @@ def run(config, writer: ProgressWriter, *, rank: int, world_size: int) -> dict[s
     from belle_trainer.train_data import Collator, ListDataset, load_run_data, pad_token_id
 
     spec, hp = config.spec, config.spec.hyperparameters
+    dpo = spec.objective == "dpo"
     is_main = rank == 0
     run_dir = config.output_dir
     set_seed(hp.seed)
@@ -189,8 +198,14 @@ def run(config, writer: ProgressWriter, *, rank: int, world_size: int) -> dict[s
     tokenizer = AutoTokenizer.from_pretrained(config.base_model_path)
     template, end_of_turn = _chat_template(tokenizer, spec.chat_template)
     log.info("training in the %s chat template; replies end with %r", template, end_of_turn)
-    data = load_run_data(tokenizer, config.train_file, config.validation_file, max_length=hp.max_length,
-                         validation_split=spec.validation_split, seed=hp.seed, end_of_turn=end_of_turn)
+    if dpo:
+        from belle_trainer.dpo import load_pairs
+
+        data = load_pairs(tokenizer, config.train_file, config.validation_file, max_length=hp.max_length,
+                          validation_split=spec.validation_split, seed=hp.seed)
+    else:
+        data = load_run_data(tokenizer, config.train_file, config.validation_file, max_length=hp.max_length,
+                             validation_split=spec.validation_split, seed=hp.seed, end_of_turn=end_of_turn)
 
     on_gpu = torch.cuda.is_available()
     bf16 = hp.precision == "bf16" or (hp.precision == "auto" and on_gpu and torch.cuda.is_bf16_supported())
@@ -211,7 +226,7 @@ def run(config, writer: ProgressWriter, *, rank: int, world_size: int) -> dict[s
     model = AutoModelForCausalLM.from_pretrained(config.base_model_path, dtype=torch.float32)
     model.config.use_cache = False  # no KV cache in training
 
-    packing = spec.packing
+    packing = spec.packing and not dpo  # DPO batches a pair's two replies side by side, unpacked
     if packing:
         try:
             enable_packing(model)
@@ -240,15 +255,21 @@ def run(config, writer: ProgressWriter, *, rank: int, world_size: int) -> dict[s
 
         callbacks.append(TimeBudget(hp.max_seconds, scheduler_name=hp.lr_scheduler, warmup_ratio=hp.warmup_ratio,
                                     on_fit=fitted))
-    trainer = BelleTrainer(
-        model=model,
-        args=args,
-        train_dataset=ListDataset(train_items),
-        eval_dataset=ListDataset(data.validation) if data.validation else None,
-        data_collator=Collator(pad_token_id(tokenizer), mask_dtype=torch.bfloat16 if bf16 else torch.float32),
-        processing_class=tokenizer,
-        callbacks=callbacks,
-    )
+    if dpo:
+        from belle_trainer.dpo import DATA_DIR, dpo_trainer
+
+        trainer = dpo_trainer(model, args, data, tokenizer, callbacks=callbacks, data_dir=run_dir / DATA_DIR,
+                              is_main=is_main)
+    else:
+        trainer = BelleTrainer(
+            model=model,
+            args=args,
+            train_dataset=ListDataset(train_items),
+            eval_dataset=ListDataset(data.validation) if data.validation else None,
+            data_collator=Collator(pad_token_id(tokenizer), mask_dtype=torch.bfloat16 if bf16 else torch.float32),
+            processing_class=tokenizer,
+            callbacks=callbacks,
+        )
 
     started = time.perf_counter()
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
@@ -277,7 +298,12 @@ def run(config, writer: ProgressWriter, *, rank: int, world_size: int) -> dict[s
     train_loss = train_loss_from_history(trainer.state.log_history)
     done = {"step": step, "train_loss": train_loss, "eval_loss": eval_loss, "model_path": FINAL_DIR,
             "adapter_path": ADAPTER_DIR if spec.method == "lora" else None,
-            "train_seconds": round(train_seconds, 3), "trained_tokens": int(trainer.state.num_input_tokens_seen)}
+            "train_seconds": round(train_seconds, 3), "trained_tokens": int(trainer.state.num_input_tokens_seen),
+            "objective": spec.objective}
+    if dpo:
+        from belle_trainer.dpo import reward_metrics
+
+        done.update(reward_metrics(trainer.state.log_history))
     if is_main:
         # The template the model was trained in travels with it: chat and the evaluator render with it.
         tokenizer.save_pretrained(final_dir)
@@ -322,14 +348,22 @@ def _write_training_record(path: Path, config, done: dict[str, Any], **extra: An
     import torch
     import transformers
 
+    from belle_trainer.progress import OPTIONAL_FIELDS
+
+    metrics = ("step", "train_loss", "eval_loss", "train_seconds", "trained_tokens", *OPTIONAL_FIELDS["done"])
     record = {
         "spec": config.spec.model_dump(mode="json"),
+        "objective": config.spec.objective,
         "base_model_path": str(config.base_model_path),
         "learning_rate": config.learning_rate,
-        "metrics": {key: done[key] for key in ("step", "train_loss", "eval_loss", "train_seconds", "trained_tokens")},
+        "metrics": {key: done[key] for key in metrics if key in done},
         **extra,
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
     }
+    if config.spec.objective == "dpo":
+        import trl
+
+        record["versions"]["trl"] = trl.__version__
     path.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
