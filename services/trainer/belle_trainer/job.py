@@ -28,11 +28,13 @@ from belle_shared.db.models import Artifact, Dataset, Job, Model, Team
 from belle_shared.errors import JobError, RetryableJobError
 from belle_shared.formats import RowError, to_conversation
 from belle_shared.models import find_model, fine_tuned_model_name
+from belle_shared.preferences import to_preference
 from belle_shared.progress import PROGRESS_FILE
 from belle_shared.specs import TrainSpec
 from belle_shared.subprocess_run import run_followed, step_failed
 from belle_shared.worker import JobContext
 from belle_trainer import kubernetes_launch
+from belle_trainer.progress import OPTIONAL_FIELDS
 from belle_trainer.run_lock import wait_until_no_training
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,7 @@ log = logging.getLogger(__name__)
 RUN_LOCK_TIMEOUT = 60.0
 
 STEP_EVENT_EVERY_SECONDS = 1.0  # at most one step event per second (every step still lands in the log)
+DPO_METRICS = OPTIONAL_FIELDS["done"]  # what a DPO model records of its run (reward margin and accuracy)
 
 
 def run_train(spec: TrainSpec, ctx: JobContext, *, work_root: Path) -> dict[str, Any]:
@@ -85,16 +88,21 @@ def _prepare_inputs(spec: TrainSpec, ctx: JobContext, run_dir: Path) -> dict[str
     paths: dict[str, Path | None] = {"validation": None}
     paths["train"] = _materialize(ctx, run_dir / "train.jsonl", dataset_id=spec.dataset_id,
                                   file_id=spec.training_file_id,
-                                  param="dataset_id" if spec.dataset_id else "training_file_id")
+                                  param="dataset_id" if spec.dataset_id else "training_file_id",
+                                  objective=spec.objective)
     if spec.validation_dataset_id or spec.validation_file_id:
         paths["validation"] = _materialize(
             ctx, run_dir / "validation.jsonl", dataset_id=spec.validation_dataset_id,
             file_id=spec.validation_file_id,
-            param="validation_dataset_id" if spec.validation_dataset_id else "validation_file_id")
+            param="validation_dataset_id" if spec.validation_dataset_id else "validation_file_id",
+            objective=spec.objective)
     return paths
 
 
-def _materialize(ctx: JobContext, target: Path, *, dataset_id, file_id, param: str) -> Path:
+def _materialize(ctx: JobContext, target: Path, *, dataset_id, file_id, param: str, objective: str = "sft") -> Path:
+    """Write the rows of a dataset (as stored: canonical already) or of an uploaded file, converted
+    to canonical conversations (sft: unreadable rows are skipped and counted) or canonical preference
+    pairs (dpo: the gateway checked every row, so a bad one fails the job, naming its line)."""
     if dataset_id is not None:
         with ctx.session_factory() as session:
             dataset = session.scalar(select(Dataset).where(Dataset.id == dataset_id, Dataset.team_id == ctx.team_id))
@@ -106,10 +114,21 @@ def _materialize(ctx: JobContext, target: Path, *, dataset_id, file_id, param: s
     tmp = target.with_suffix(".tmp")
     rows = dropped = 0
     with ctx.store.open(uri, "rb") as src, open(tmp, "w", encoding="utf-8") as out:
-        for line in src:
+        for number, line in enumerate(src, start=1):
             if not line.strip():
                 continue
-            if convert:
+            if convert and objective == "dpo":
+                try:
+                    row, _ = to_preference(json.loads(line))
+                except RowError as exc:
+                    where = f"line {number}" + (f", field {exc.field}" if exc.field else "")
+                    raise JobError("invalid_training_row", f"{param}: {where}: not a preference pair: {exc.message}",
+                                   param=param) from None
+                except ValueError as exc:  # not JSON
+                    raise JobError("invalid_training_row", f"{param}: line {number}: not JSON: {exc}",
+                                   param=param) from None
+                out.write(json.dumps(row, ensure_ascii=False) + "\n")
+            elif convert:
                 try:
                     row, _ = to_conversation(json.loads(line))
                 except (ValueError, RowError):
@@ -121,7 +140,8 @@ def _materialize(ctx: JobContext, target: Path, *, dataset_id, file_id, param: s
             rows += 1
     os.replace(tmp, target)
     if rows == 0:
-        raise JobError("no_usable_rows", f"{param}: no usable conversation row ({dropped} unreadable)", param=param)
+        what = "preference pair" if objective == "dpo" else "conversation row"
+        raise JobError("no_usable_rows", f"{param}: no usable {what} ({dropped} unreadable)", param=param)
     ctx.event(f"{target.name}: {rows} rows" + (f", {dropped} unreadable rows skipped" if dropped else ""),
               rows=rows, dropped=dropped)
     return target
@@ -197,6 +217,17 @@ def _loss_text(loss: float | None) -> str:
     return f"{loss:.4f}" if isinstance(loss, (int, float)) else "n/a (diverged)"
 
 
+def _reward_text(record: dict[str, Any]) -> str:
+    """A DPO step's or eval's reward margin and accuracy for its message (nothing for SFT runs)."""
+    if "reward_margin" not in record and "reward_accuracy" not in record:
+        return ""
+
+    def number(value: Any) -> str:
+        return f"{value:.4f}" if isinstance(value, (int, float)) else "n/a"
+
+    return f", reward margin {number(record.get('reward_margin'))}, accuracy {number(record.get('reward_accuracy'))}"
+
+
 class _ProgressFollower:
     """Turns the lines of progress.jsonl into job events, checkpoint records and the final result."""
 
@@ -220,18 +251,22 @@ class _ProgressFollower:
                 kind="status", **data)
         elif kind == "step":
             self.last_metrics.update(step=record["step"], train_loss=record.get("loss"))
+            self.last_metrics.update({key: record[key] for key in ("reward_margin", "reward_accuracy") if key in record})
             now = time.monotonic()
             if now - self._last_step_event >= STEP_EVENT_EVERY_SECONDS:
                 self._last_step_event = now
-                self.ctx.event(f"step {record['step']}: loss {_loss_text(record.get('loss'))}", kind="metrics", **data)
+                self.ctx.event(f"step {record['step']}: loss {_loss_text(record.get('loss'))}{_reward_text(record)}",
+                               kind="metrics", **data)
         elif kind == "budget":
             self.ctx.event(f"time budget {record['max_seconds']:.0f}s at {record['seconds_per_step']:.2f}s per step: "
                            f"{record['total_steps']} of {record['planned_steps']} steps, the schedule fitted to them",
                            kind="status", **data)
         elif kind == "eval":
             self.last_metrics.update(eval_loss=record.get("eval_loss"))
-            self.ctx.event(f"step {record['step']}: eval loss {_loss_text(record.get('eval_loss'))}", kind="metrics",
-                           **data)
+            self.last_metrics.update({f"eval_{key}": record[key] for key in ("reward_margin", "reward_accuracy")
+                                      if key in record})
+            self.ctx.event(f"step {record['step']}: eval loss {_loss_text(record.get('eval_loss'))}"
+                           f"{_reward_text(record)}", kind="metrics", **data)
         elif kind == "checkpoint":
             self._record_checkpoint(record)
         elif kind == "done":
@@ -273,11 +308,14 @@ def _record_model(spec: TrainSpec, ctx: JobContext, run_dir: Path, done: dict[st
     training = json.loads((run_dir / "final" / "belle_training.json").read_text()) \
         if (run_dir / "final" / "belle_training.json").exists() else {}
     details = {
-        "method": spec.method, "base_model": spec.base_model, "trained_tokens": done.get("trained_tokens"),
+        "method": spec.method, "objective": spec.objective, "base_model": spec.base_model,
+        "trained_tokens": done.get("trained_tokens"),
         "train_loss": done.get("train_loss"), "eval_loss": done.get("eval_loss"), "steps": done.get("step"),
         "train_seconds": done.get("train_seconds"), "adapter_uri": adapter.uri if adapter else None,
         "module_names": training.get("module_names"),
     }
+    if spec.objective == "dpo":
+        details["dpo"] = {key: done.get(key) for key in DPO_METRICS}
     with ctx.session_factory() as session, session.begin():
         base = session.get(Model, base_id)
         if base is not None and base.details and not details["module_names"]:
@@ -289,14 +327,22 @@ def _record_model(spec: TrainSpec, ctx: JobContext, run_dir: Path, done: dict[st
         session.add(model)
         session.flush()
         result = _result(model)
-    ctx.event(f"model {name} recorded: train loss {done.get('train_loss')}, eval loss {done.get('eval_loss')}",
-              kind="metrics", model_id=result["model_id"], train_loss=done.get("train_loss"),
-              eval_loss=done.get("eval_loss"), trained_tokens=done.get("trained_tokens"))
+    rewards = ""
+    if spec.objective == "dpo":
+        held_out = done.get("eval_reward_accuracy")
+        rewards = (f", eval reward accuracy {held_out}" if held_out is not None
+                   else f", reward accuracy {done.get('reward_accuracy')}")
+    ctx.event(f"model {name} recorded: train loss {done.get('train_loss')}, eval loss {done.get('eval_loss')}{rewards}",
+              kind="metrics", model_id=result["model_id"], objective=spec.objective, train_loss=done.get("train_loss"),
+              eval_loss=done.get("eval_loss"), trained_tokens=done.get("trained_tokens"), **details.get("dpo", {}))
     return result
 
 
 def _result(model: Model) -> dict[str, Any]:
     details = model.details or {}
-    return {"model_id": str(model.id), "fine_tuned_model": model.name, "trained_tokens": details.get("trained_tokens"),
-            "train_loss": details.get("train_loss"), "eval_loss": details.get("eval_loss"),
-            "steps": details.get("steps")}
+    result = {"model_id": str(model.id), "fine_tuned_model": model.name, "objective": details.get("objective", "sft"),
+              "trained_tokens": details.get("trained_tokens"), "train_loss": details.get("train_loss"),
+              "eval_loss": details.get("eval_loss"), "steps": details.get("steps")}
+    if details.get("dpo"):
+        result.update(details["dpo"])
+    return result
