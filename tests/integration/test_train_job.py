@@ -1,5 +1,6 @@
 """Fine-tuning jobs end to end: gateway -> Redis -> trainer worker -> torchrun training of the tiny
-model -> checkpoints and the fine-tuned model recorded; cancel; resume after a killed worker.
+model -> checkpoints and the fine-tuned model recorded; DPO from an uploaded preference file; cancel;
+resume after a killed worker.
 
 Its own module (the tests control every trainer worker on the `train` queue)."""
 
@@ -65,6 +66,30 @@ def test_lora_fine_tune_records_model_and_checkpoints(client, team, start_worker
     assert result["fine_tuned_model"] in [m["id"] for m in models]
     checkpoints = client.get(f"/v1/fine_tuning/jobs/{job['id']}/checkpoints", headers=headers).json()["data"]
     assert checkpoints and all(c["step_number"] > 0 for c in checkpoints)
+
+
+def test_dpo_job_from_an_uploaded_preference_file(client, team, start_worker, base_model):
+    """OpenAI's DPO rows, converted by the worker into canonical pairs; the steps report the reward
+    margin and accuracy, and the result the objective."""
+    _, headers = team
+    start_worker(module=TRAINER)
+    rng = random.Random(3)
+    rows = [{"input": {"messages": [{"role": "user", "content": f"把{rng.randint(0, 999)}逐位写成中文数字"}]},
+             "preferred_output": [{"role": "assistant", "content": "好的，答案是一二三。"}],
+             "non_preferred_output": [{"role": "assistant", "content": str(rng.randint(10**5, 10**9))}]}
+            for _ in range(32)]
+    data = upload(client, headers, rows, purpose="fine-tune")
+    spec = _spec(base_model, data["id"], objective="dpo", validation_split=0.1,
+                 hyperparameters={"epochs": 1, "batch_size": 8, "gradient_accumulation_steps": 1, "max_length": 128,
+                                  "learning_rate": 3e-3})
+    job = client.post("/v1/jobs", headers=headers, json=spec).json()
+    job = wait_status(client, headers, job["id"], timeout=240)
+    assert job["status"] == "succeeded", job["error"]
+    result = job["result"]
+    assert result["objective"] == "dpo" and result["steps"] > 0 and 0 <= result["reward_accuracy"] <= 1
+    messages = [e["message"] for e in events(client, headers, job["id"])]
+    assert "train.jsonl: 32 rows" in messages
+    assert any(m.startswith("step ") and ", reward margin " in m and ", accuracy " in m for m in messages), messages
 
 
 def test_cancel_stops_training_within_seconds(client, team, start_worker, base_model):
