@@ -14,14 +14,11 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from belle_shared.specs import TrainSpec
+from belle_shared.specs import TrainSpec, default_learning_rate
 from belle_trainer.errors import BadOptionError
 
 RUN_FILE = "run.json"
 
-# BELLE's learning rates when the spec leaves it unset: full fine-tuning of the whole model moves
-# slowly; LoRA's few new weights start at zero and need a much larger step.
-DEFAULT_LEARNING_RATE = {"full": 8e-6, "lora": 3e-4}
 
 
 class RunConfig(BaseModel):
@@ -36,8 +33,8 @@ class RunConfig(BaseModel):
 
     @property
     def learning_rate(self) -> float:
-        """The spec's learning rate, or BELLE's default for the method."""
-        return self.spec.hyperparameters.learning_rate or DEFAULT_LEARNING_RATE[self.spec.method]
+        """The spec's learning rate, or the default for its objective and method (belle_shared.specs)."""
+        return self.spec.hyperparameters.learning_rate or default_learning_rate(self.spec.objective, self.spec.method)
 
 
 def load_run_config(path: str | Path) -> RunConfig:

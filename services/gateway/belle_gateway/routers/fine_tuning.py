@@ -23,7 +23,6 @@ from belle_gateway.deps import CeleryDep, SessionDep, SettingsDep, StoreDep, Tea
 from belle_gateway.errors import APIError, loc_to_param
 from belle_gateway.submission import cancel_job, submit_job
 from belle_gateway.schemas import (
-    DEFAULT_LEARNING_RATE,
     BelleOptions,
     DpoHyperparameters,
     FineTuningJobCheckpointPublic,
@@ -37,7 +36,7 @@ from belle_gateway.schemas import (
 )
 from belle_shared.db.models import Artifact, Dataset, File, Job, JobEvent
 from belle_shared.models import find_model, fine_tuned_model_name
-from belle_shared.specs import TrainSpec
+from belle_shared.specs import TrainSpec, default_learning_rate
 
 router = APIRouter(prefix="/v1/fine_tuning/jobs", tags=["fine-tuning"])
 
@@ -129,7 +128,8 @@ def build_spec(session, team, body: FineTuningJobCreate) -> tuple[TrainSpec, str
         if belle.learning_rate is not None:
             raise APIError(400, f"{hp_source}.learning_rate_multiplier: give it or belle.learning_rate, not both",
                            param=f"{hp_source}.learning_rate_multiplier", code="invalid_value")
-        hp["learning_rate"] = hyper.learning_rate_multiplier * DEFAULT_LEARNING_RATE[method]
+        hp["learning_rate"] = hyper.learning_rate_multiplier * default_learning_rate(
+            "dpo" if kind == "dpo" else "sft", method)
     if body.seed is not None:
         hp["seed"] = body.seed
 

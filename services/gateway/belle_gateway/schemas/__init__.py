@@ -28,7 +28,6 @@ from belle_gateway.schemas.evals import (
 )
 from belle_gateway.schemas.files import FilePublic, FilesPublic
 from belle_gateway.schemas.fine_tuning import (
-    DEFAULT_LEARNING_RATE,
     EVENT_LEVELS,
     BelleOptions,
     Dpo,
@@ -53,7 +52,7 @@ from belle_gateway.schemas.pipelines import PipelinePublic, PipelineStepPublic, 
 from belle_gateway.schemas.secrets import SecretPublic, SecretSet, SecretsPublic
 
 __all__ = [
-    "DEFAULT_LEARNING_RATE", "EVENT_LEVELS",
+    "EVENT_LEVELS",
     # datasets
     "DatasetPublic", "DatasetsPublic",
     # eval judge

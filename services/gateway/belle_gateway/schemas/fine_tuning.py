@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from belle_gateway.schemas.common import unix_time
 from belle_shared.db.models import Artifact, Job, JobEvent
+from belle_shared.specs import default_learning_rate
 
 
 # ------------------------------------------------------------------------------------ request
@@ -132,9 +133,7 @@ class FineTuningJobCreate(BaseModel):
 
 # ----------------------------------------------------------------------------------- response
 
-# BELLE's learning rates when the spec leaves it unset (TrainHyperparameters.learning_rate); OpenAI's
-# learning_rate_multiplier scales these.
-DEFAULT_LEARNING_RATE: dict[str, float] = {"full": 8e-6, "lora": 3e-4}
+
 EVENT_LEVELS = {"info": "info", "warning": "warn", "warn": "warn", "error": "error"}
 
 
@@ -179,7 +178,8 @@ class FineTuningJobPublic(BaseModel):
         spec = job.spec
         hp = spec.get("hyperparameters") or {}
         method = spec.get("method", "full")
-        default_lr = DEFAULT_LEARNING_RATE.get(method, DEFAULT_LEARNING_RATE["full"])
+        # OpenAI's learning_rate_multiplier scales the default rate of the objective and method.
+        default_lr = default_learning_rate(spec.get("objective", "sft"), method if method in ("full", "lora") else "full")
         epochs = hp.get("epochs", 2)
         hyper = FineTuningHyperparametersPublic(
             n_epochs=int(epochs) if float(epochs).is_integer() else epochs,
