@@ -13,6 +13,10 @@ The spec's objective is supervised fine-tuning (`sft`) or DPO (`dpo`, belle_trai
 no packing, trl's DPOTrainer; the rest of a run is the same).
 Everything else goes to stderr, stdout included: the worker follows the progress file.
 Exit status 0 after a `done` event, 1 after an `error` event.
+
+Over 400 lines on purpose: `run()` is one run from data to saved model, in order, with the two places
+where SFT and DPO differ marked; split up, the order of its steps (arguments before the model under
+ZeRO-3, the merge after the shards are gathered) would be harder to see.
 """
 
 from __future__ import annotations
