@@ -13,13 +13,15 @@ from sqlalchemy import func, select
 from belle_gateway.deps import SessionDep, StoreDep, TeamDep
 from belle_gateway.errors import APIError
 from belle_gateway.schemas import DatasetPublic, DatasetsPublic
+from belle_gateway.schemas.common import MAX_BIGINT
 from belle_shared.db.models import Artifact, Dataset
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 
 
 @router.get("", response_model=DatasetsPublic)
-def list_(session: SessionDep, team: TeamDep, limit: int = Query(20, ge=1, le=100), offset: int = Query(0, ge=0)):
+def list_(session: SessionDep, team: TeamDep, limit: int = Query(20, ge=1, le=100),
+          offset: int = Query(0, ge=0, le=MAX_BIGINT)):
     """The team's datasets, newest first."""
     where = Dataset.team_id == team.id
     total = session.scalar(select(func.count()).select_from(Dataset).where(where)) or 0

@@ -27,6 +27,7 @@ from belle_gateway.schemas import (
     EvalPublic,
     EvalsPublic,
 )
+from belle_gateway.schemas.common import MAX_BIGINT
 from belle_shared.artifacts import ArtifactStore
 from belle_shared.db.models import Artifact, Job, JobStatus
 from belle_shared.jobs import get_team_job, list_jobs
@@ -75,7 +76,7 @@ def list_(
     team: TeamDep,
     status: StatusName | None = Query(None, description="Only evals in this status."),
     limit: int = Query(20, ge=1, le=100),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_BIGINT),
 ):
     """The team's eval jobs, newest first, with each model's overall score."""
     jobs, total = list_jobs(session, team_id=team.id, job_type="eval", status=status, limit=limit, offset=offset)
@@ -148,7 +149,7 @@ def items(
     model: str | None = Query(None, description="Only this model's answers (its name or id)."),
     cls: str | None = Query(None, alias="class", description="Only questions of this class."),
     limit: int = Query(50, ge=1, le=500),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_BIGINT),
 ):
     """The questions behind the scores: each model's answer, the judge's reply and the parsed score."""
     job = _team_eval(session, team, eval_id)

@@ -21,6 +21,7 @@ from sqlalchemy import and_, or_, select
 
 from belle_gateway.deps import CeleryDep, SessionDep, SettingsDep, StoreDep, TeamDep
 from belle_gateway.errors import APIError, loc_to_param
+from belle_gateway.schemas.common import MAX_BIGINT
 from belle_gateway.submission import cancel_job, submit_job
 from belle_gateway.schemas import (
     BelleOptions,
@@ -231,8 +232,8 @@ def list_events(fine_tuning_job_id: uuid.UUID, session: SessionDep, team: TeamDe
     _train_job(session, team, fine_tuning_job_id)
     where = [JobEvent.job_id == fine_tuning_job_id]
     if after is not None:
-        if not after.isdigit():
-            raise APIError(400, f"after: not an event id: {after!r}", param="after", code="invalid_value")
+        if not (after.isascii() and after.isdigit()) or len(after) > 19 or int(after) > MAX_BIGINT:
+            raise APIError(400, f"after: not an event id: {after[:40]!r}", param="after", code="invalid_value")
         where.append(JobEvent.id < int(after))
     rows = session.scalars(select(JobEvent).where(*where).order_by(JobEvent.id.desc()).limit(limit + 1)).all()
     return FineTuningJobEventsPublic(data=[FineTuningJobEventPublic.of(e) for e in rows[:limit]],

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from belle_gateway.deps import CeleryDep, SessionDep, SettingsDep, StoreDep, TeamDep, json_object_body
 from belle_gateway.errors import APIError, validation_error
 from belle_gateway.schemas import JobEventPublic, JobEventsPublic, JobPublic, JobsPublic
+from belle_gateway.schemas.common import MAX_BIGINT
 from belle_gateway.submission import cancel_job, submit_job
 from belle_shared.db.models import Job, JobStatus
 from belle_shared.job_types import spec_adapter
@@ -47,7 +48,7 @@ def list_(
     type: str | None = Query(None, description="Only jobs of this type."),
     status: StatusName | None = Query(None, description="Only jobs in this status."),
     limit: int = Query(20, ge=1, le=100),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_BIGINT),
 ):
     """List the team's jobs, newest first."""
     jobs, total = list_jobs(session, team_id=team.id, job_type=type, status=status, limit=limit, offset=offset)
@@ -78,7 +79,7 @@ async def events(
     request: Request,
     job_id: uuid.UUID,
     team: TeamDep,
-    after: int = Query(0, ge=0, description="Only events with a larger id."),
+    after: int = Query(0, ge=0, le=MAX_BIGINT, description="Only events with a larger id."),
     limit: int = Query(100, ge=1, le=1000),
     stream: bool = Query(False, description="Follow the job as server-sent events until it ends."),
 ):
@@ -88,7 +89,12 @@ async def events(
     if stream or "text/event-stream" in request.headers.get("accept", ""):
         await run_in_threadpool(_check_owner, factory, team, job_id)
         last_id = request.headers.get("last-event-id", "")
-        start = int(last_id) if last_id.isdigit() else after
+        start = after
+        if last_id.isascii() and last_id.isdigit():  # anything else is not an id this stream sent: ignored
+            if len(last_id) > 19 or int(last_id) > MAX_BIGINT:  # (int() refuses over 4300 digits)
+                raise APIError(400, f"Last-Event-ID: not an event id: {last_id[:40]!r}", param="Last-Event-ID",
+                               code="invalid_value")
+            start = int(last_id)
         return StreamingResponse(
             _follow(factory, job_id, start, request.app.state.settings.sse_poll_interval),
             media_type="text/event-stream",

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from belle_gateway.deps import CeleryDep, SessionDep, SettingsDep, StoreDep, TeamDep, json_object_body
 from belle_gateway.errors import APIError, validation_error
 from belle_gateway.schemas import PipelinePublic, PipelinesPublic
+from belle_gateway.schemas.common import MAX_BIGINT
 from belle_gateway.submission import cancel_job, check_job_spec, submit_pipeline
 from belle_shared.db.models import Job
 from belle_shared.jobs import get_team_job, list_jobs
@@ -76,7 +77,8 @@ async def create(request: Request, session: SessionDep, celery: CeleryDep, setti
 
 
 @router.get("", response_model=PipelinesPublic)
-def list_(session: SessionDep, team: TeamDep, limit: int = Query(20, ge=1, le=100), offset: int = Query(0, ge=0)):
+def list_(session: SessionDep, team: TeamDep, limit: int = Query(20, ge=1, le=100),
+          offset: int = Query(0, ge=0, le=MAX_BIGINT)):
     """The team's pipelines, newest first."""
     rows, total = list_jobs(session, team_id=team.id, job_type=PIPELINE_TYPE, limit=limit, offset=offset)
     return PipelinesPublic(data=[_public(session, p) for p in rows], count=total, has_more=offset + len(rows) < total)

@@ -34,15 +34,18 @@ class ChatCompletionRequest(BaseModel):
     messages: list[ChatMessage] = Field(min_length=1, description="The conversation so far.")
     stream: bool = Field(False, description="Send server-sent events, one per piece of text, then [DONE].")
     stream_options: StreamOptions | None = Field(None, description="Only with stream=true.")
-    max_tokens: int | None = Field(None, ge=1, description="Most tokens to generate per choice (default: what "
+    max_tokens: int | None = Field(None, ge=1, le=2**31 - 1, description="Most tokens to generate per choice "
+                                   "(default: what "
                                    "the context leaves, capped by the gateway's chat_default_max_tokens).")
-    max_completion_tokens: int | None = Field(None, ge=1, description="OpenAI's newer name for max_tokens.")
+    max_completion_tokens: int | None = Field(None, ge=1, le=2**31 - 1,
+                                              description="OpenAI's newer name for max_tokens.")
     temperature: float = Field(1.0, ge=0.0, le=2.0, description="0 is greedy decoding.")
     top_p: float = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling: keep the smallest set of tokens "
                          "whose probability adds up to top_p.")
     stop: str | list[str] | None = Field(None, description=f"Up to {MAX_STOP_SEQUENCES} strings that end the "
                                          "reply (not included in it).")
-    seed: int | None = Field(None, description="Same seed, same request, same sampled reply.")
+    seed: int | None = Field(None, ge=-2**63, le=2**63 - 1, description="Same seed, same request, same sampled "
+                             "reply (a 64-bit signed integer, as OpenAI documents it).")
     n: int = Field(1, ge=1, le=MAX_CHOICES, description="How many replies to generate.")
     user: str | None = Field(None, description="Accepted for compatibility; recorded nowhere.")
     ignore_eos: bool = Field(False, description="vLLM's extension: keep generating past the end-of-sequence "
