@@ -38,7 +38,9 @@ SpecCheck = Callable[[Session, Team, JobSpec, ArtifactStore, Settings], None]
 
 
 def require_team_file(session: Session, team: Team, file_id, param: str, *, purposes: tuple[str, ...] = ()) -> File:
-    file = session.scalar(select(File).where(File.id == file_id, File.team_id == team.id))
+    # FOR SHARE until the submission commits: a concurrent `DELETE /v1/files/{id}` (which locks the row
+    # FOR UPDATE) then either sees the new job and refuses, or ran first and this finds no file.
+    file = session.scalar(select(File).where(File.id == file_id, File.team_id == team.id).with_for_update(read=True))
     if file is None:
         raise SpecRefused(f"{param}: no file with id {file_id}", param=param, code="file_not_found")
     if purposes and file.purpose not in purposes:

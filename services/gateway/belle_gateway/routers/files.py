@@ -1,24 +1,32 @@
 """Files: JSONL uploads, checked line by line before anything is stored, and small text files.
 
 Purpose `prompt` takes a UTF-8 text file (a prompt template, a topic list); every other purpose takes
-JSONL with one JSON object per non-blank line.
+JSONL with one JSON object per non-blank line. A file's bytes come back from `GET /v1/files/{id}/content`;
+`DELETE /v1/files/{id}` removes it, unless an unfinished job reads it.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 import uuid
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Query, UploadFile
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy import func, select
+from fastapi.responses import StreamingResponse
+from sqlalchemy import func, select, update
 
 from belle_gateway.deps import SessionDep, SettingsDep, StoreDep, TeamDep
 from belle_gateway.errors import APIError
-from belle_gateway.schemas import FilePublic, FilesPublic
-from belle_shared.db.models import File
+from belle_gateway.schemas import FileDeleted, FilePublic, FilesPublic
+from belle_shared.db.models import TERMINAL_STATUSES, Dataset, File, Job
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1/files", tags=["files"])
 
@@ -26,6 +34,9 @@ PURPOSES = ("fine-tune", "datagen", "eval", "import", "prompt")
 TEXT_PURPOSES = ("prompt",)
 MAX_TEXT_BYTES = 1 << 20  # prompt templates and topic lists are small; the workers read them whole
 MAX_REPORTED_LINE = 200  # characters of a bad line quoted back in an error
+CHUNK_BYTES = 1 << 16  # what `content` reads from the store at a time
+MEDIA_TYPES = {"prompt": "text/plain; charset=utf-8"}  # every other purpose is JSONL
+JSONL_MEDIA_TYPE = "application/jsonl"
 
 
 def _spool(upload: UploadFile, limit: int) -> str:
@@ -130,10 +141,91 @@ def list_(session: SessionDep, team: TeamDep, limit: int = Query(20, ge=1, le=10
     return FilesPublic(data=[FilePublic.of(f) for f in rows], has_more=offset + len(rows) < total)
 
 
+def _team_file(session, team, file_id: uuid.UUID, *, for_update: bool = False) -> File:
+    query = select(File).where(File.id == file_id, File.team_id == team.id)
+    file = session.scalar(query.with_for_update() if for_update else query)
+    if file is None:
+        raise APIError(404, f"no file with id {file_id}", param="file_id", code="file_not_found")
+    return file
+
+
 @router.get("/{file_id}", response_model=FilePublic)
 def get(file_id: uuid.UUID, session: SessionDep, team: TeamDep):
     """One file's metadata."""
-    file = session.scalar(select(File).where(File.id == file_id, File.team_id == team.id))
-    if file is None:
-        raise APIError(404, f"no file with id {file_id}", param="file_id", code="file_not_found")
-    return FilePublic.of(file)
+    return FilePublic.of(_team_file(session, team, file_id))
+
+
+def _content_disposition(filename: str) -> str:
+    quoted = quote(filename)
+    if quoted == filename:
+        return f'attachment; filename="{filename}"'
+    return f"attachment; filename*=utf-8''{quoted}"
+
+
+def _chunks(stream) -> Iterator[bytes]:
+    try:
+        while chunk := stream.read(CHUNK_BYTES):
+            yield chunk
+    finally:
+        stream.close()
+
+
+@router.get("/{file_id}/content", response_class=StreamingResponse,
+            responses={200: {"content": {JSONL_MEDIA_TYPE: {}, MEDIA_TYPES["prompt"]: {}}}})
+def content(file_id: uuid.UUID, session: SessionDep, store: StoreDep, team: TeamDep):
+    """The file's bytes as uploaded, streamed (OpenAI's `client.files.content(id)`): JSONL as
+    `application/jsonl`, a `prompt` file as UTF-8 text, with the upload's filename."""
+    file = _team_file(session, team, file_id)
+    try:
+        stream = store.open(file.uri, "rb")
+    except FileNotFoundError:
+        log.error("file %s: its stored object %s is missing", file.id, file.uri)
+        raise APIError(404, f"file {file_id} has no stored content", param="file_id",
+                       code="file_content_missing") from None
+    headers = {"Content-Disposition": _content_disposition(file.filename), "Content-Length": str(file.bytes)}
+    return StreamingResponse(_chunks(stream), media_type=MEDIA_TYPES.get(file.purpose, JSONL_MEDIA_TYPE),
+                             headers=headers)
+
+
+def _names_file(value: Any, file_id: str, key: str = "") -> bool:
+    """Whether a spec (or a part of one, e.g. a pipeline's steps) names ``file_id`` in a field whose
+    name ends with ``file_id`` (``training_file_id``, ``prompt_file_id``, ...) or ``file_ids``."""
+    if isinstance(value, dict):
+        return any(_names_file(v, file_id, str(k)) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_names_file(v, file_id, key) for v in value)
+    return key.endswith(("file_id", "file_ids")) and str(value) == file_id
+
+
+def jobs_reading(session, team_id: uuid.UUID, file_id: uuid.UUID) -> list[Job]:
+    """The team's unfinished jobs (pipelines included) whose spec names the file, oldest first."""
+    jobs = session.scalars(select(Job).where(Job.team_id == team_id, Job.status.not_in(list(TERMINAL_STATUSES)))
+                           .order_by(Job.created_at, Job.id)).all()
+    return [job for job in jobs if _names_file(job.spec, str(file_id))]
+
+
+@router.delete("/{file_id}", response_model=FileDeleted)
+def delete(file_id: uuid.UUID, session: SessionDep, store: StoreDep, team: TeamDep):
+    """Delete a file: its row and its stored bytes (OpenAI's `client.files.delete(id)`).
+
+    A file that a queued or running job (or pipeline) reads cannot vanish under it: the delete is
+    refused with a 409 (`file_in_use`) naming those jobs; cancel them or wait for them to end. Jobs
+    that ended keep the id in their spec. Datasets imported from the file stay, with
+    `source_file_id` null. Another team's file is a 404."""
+    # The row lock orders this against a job submission that checks the file (it reads it FOR SHARE):
+    # either the job is committed first and seen below, or the submission finds no file.
+    file = _team_file(session, team, file_id, for_update=True)
+    readers = jobs_reading(session, team.id, file.id)
+    if readers:
+        named = ", ".join(f"{job.status} {job.type} job {job.id}" for job in readers)
+        raise APIError(409, f"file {file_id} is read by {len(readers)} unfinished job(s): {named}; cancel them or "
+                       "wait for them to end", param="file_id", code="file_in_use")
+    uri = file.uri
+    session.execute(update(Dataset).where(Dataset.source_file_id == file.id).values(source_file_id=None))
+    session.delete(file)
+    session.commit()
+    try:
+        store.delete(uri)
+    except Exception:  # the row is gone: an object left behind costs space, not correctness
+        log.exception("file %s: deleted, but its stored object %s could not be removed", file_id, uri)
+    return FileDeleted(id=file_id)

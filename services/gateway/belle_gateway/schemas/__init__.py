@@ -26,7 +26,7 @@ from belle_gateway.schemas.evals import (
     EvalScorePublic,
     EvalsPublic,
 )
-from belle_gateway.schemas.files import FilePublic, FilesPublic
+from belle_gateway.schemas.files import FileDeleted, FilePublic, FilesPublic
 from belle_gateway.schemas.fine_tuning import (
     EVENT_LEVELS,
     BelleOptions,
@@ -61,7 +61,7 @@ __all__ = [
     "EvalAnswerPublic", "EvalCompareColumn", "EvalComparePublic", "EvalCompareRow", "EvalDetailPublic",
     "EvalItemPublic", "EvalItemsPublic", "EvalModelPublic", "EvalPublic", "EvalScorePublic", "EvalsPublic",
     # files
-    "FilePublic", "FilesPublic",
+    "FileDeleted", "FilePublic", "FilesPublic",
     # fine-tuning
     "BelleOptions", "Dpo", "DpoHyperparameters", "FineTuningErrorPublic", "FineTuningHyperparametersPublic", "FineTuningJobCheckpointPublic",
     "FineTuningJobCheckpointsPublic", "FineTuningJobCreate", "FineTuningJobEventPublic", "FineTuningJobEventsPublic",

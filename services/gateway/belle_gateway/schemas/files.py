@@ -30,3 +30,11 @@ class FilesPublic(BaseModel):
     object: str = "list"
     data: list[FilePublic]
     has_more: bool
+
+
+class FileDeleted(BaseModel):
+    """OpenAI's answer to a file deletion."""
+
+    id: uuid.UUID
+    object: str = "file"
+    deleted: bool = True
