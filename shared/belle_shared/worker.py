@@ -266,23 +266,28 @@ class Outcome:
     retry_in: float | None = None
 
 
-def record_outcome(session_factory: sessionmaker[Session], *, job_id: uuid.UUID, worker_id: str, outcome: Outcome) -> bool:
-    """Write the outcome if this worker still holds the job. Returns False if the lease was lost."""
+def record_outcome(session_factory: sessionmaker[Session], *, job_id: uuid.UUID, worker_id: str,
+                   outcome: Outcome) -> Outcome | None:
+    """Write the outcome if this worker still holds the job; returns what was written (None if the lease
+    was lost). A retry of a job whose cancel was asked for is written as its cancellation: once asked
+    to stop, a running job only ever shows `running` until it ends, never `queued` again."""
     with session_factory() as session, session.begin():
         job = session.get(Job, job_id, with_for_update=True)
         if job is None or job.worker_id != worker_id or job.status != JobStatus.running:
             log.warning("job %s: lease lost before the outcome was recorded; outcome dropped", job_id)
-            return False
+            return None
+        if outcome.status == JobStatus.queued and job.cancel_requested:
+            outcome = Outcome(JobStatus.cancelled, f"job cancelled instead of retried ({outcome.message})")
         if outcome.status == JobStatus.queued:
             job.status = JobStatus.queued
             job.worker_id = None
             job.sent_at = utcnow()
             add_event(session, job_id=job_id, kind="status", level="warning", message=outcome.message,
                       data={"status": "queued", "error": outcome.error, "retry_in": outcome.retry_in})
-            return True
+            return outcome
         set_terminal(session, job=job, status=outcome.status, message=outcome.message,
                      error=outcome.error, result=outcome.result)
-        return True
+        return outcome
 
 
 JobFunction = Callable[[JobSpec, JobContext], "dict[str, Any] | None"]
@@ -351,7 +356,8 @@ def execute_job(handler: JobHandler, runtime: WorkerRuntime, job_id: uuid.UUID) 
         heartbeat.stop()
     if outcome is None:  # lease lost: another worker owns the job now
         return None
-    if not record_outcome(runtime.session_factory, job_id=job_id, worker_id=worker_id, outcome=outcome):
+    outcome = record_outcome(runtime.session_factory, job_id=job_id, worker_id=worker_id, outcome=outcome)
+    if outcome is None:
         return None
     if outcome.status == JobStatus.queued:
         try:

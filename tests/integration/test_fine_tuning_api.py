@@ -269,6 +269,39 @@ def test_events_newest_first_checkpoints_and_cancel(sdk, team, session_factory, 
     assert info.value.code == "job_finished"
 
 
+def test_cancelling_a_running_job_shows_running_with_the_flag_until_the_worker_confirms(sdk, session_factory,
+                                                                                       base_models):
+    """OpenAI's status vocabulary has no `cancelling`: a running job asked to stop stays `running`, with
+    `belle.cancel_requested` true and no `finished_at`, until its worker stops it (within a heartbeat),
+    and then reads `cancelled`. A transient error in between does not send it back to `queued`."""
+    from belle_shared.worker import Outcome, record_outcome
+
+    train = _upload(sdk, ROWS)
+    job = sdk.fine_tuning.jobs.create(model=base_models["llama"], training_file=train.id)
+    with session_factory() as session:  # what a worker's claim writes
+        row = session.get(Job, uuid.UUID(job.id))
+        row.status, row.worker_id, row.attempts = JobStatus.running, "test-worker:1", 1
+        session.commit()
+
+    for _ in range(2):  # asking twice is the same answer, and one event
+        asked = sdk.fine_tuning.jobs.cancel(job.id)
+        assert asked.status == "running" and asked.finished_at is None and asked.model_extra["belle"]["cancel_requested"]
+    assert sdk.fine_tuning.jobs.retrieve(job.id).status == "running"
+    messages = [e.message for e in sdk.fine_tuning.jobs.list_events(job.id, limit=10).data]
+    assert messages[0] == "cancellation requested" and messages.count("cancellation requested") == 1
+
+    # The worker's attempt ends in a transient error just then: the job is cancelled, not retried.
+    recorded = record_outcome(session_factory, job_id=uuid.UUID(job.id), worker_id="test-worker:1",
+                              outcome=Outcome(JobStatus.queued, "transient error, retrying in 10s: 429", retry_in=10))
+    assert recorded is not None and recorded.status == JobStatus.cancelled
+    final = sdk.fine_tuning.jobs.retrieve(job.id)
+    assert final.status == "cancelled" and final.finished_at is not None
+    assert sdk.fine_tuning.jobs.list_events(job.id, limit=1).data[0].message == (
+        "job cancelled instead of retried (transient error, retrying in 10s: 429)")
+    with pytest.raises(openai.ConflictError):
+        sdk.fine_tuning.jobs.cancel(job.id)
+
+
 def test_a_finished_and_a_failed_job_read_as_openai_shows_them(sdk, session_factory, base_models):
     train = _upload(sdk, ROWS)
     done = sdk.fine_tuning.jobs.create(model=base_models["llama"], training_file=train.id)
