@@ -15,13 +15,16 @@ from __future__ import annotations
 
 import uuid
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class _Spec(BaseModel):
-    # Unknown fields are an error, so a misspelt option is reported instead of silently ignored.
-    model_config = ConfigDict(extra="forbid")
+    # Unknown fields are an error, so a misspelt option is reported instead of silently ignored. Infinity
+    # and NaN (which Python's JSON reader takes) are refused: a spec is stored as JSON in PostgreSQL, which
+    # has neither, and no field means them.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class JobSpec(_Spec):
@@ -76,7 +79,9 @@ SECRET_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
 class TeacherEndpoint(_Spec):
     """An OpenAI-compatible teacher or judge. The API key is never part of a spec."""
 
-    base_url: str = Field(description="Base URL of the OpenAI-compatible API, e.g. http://127.0.0.1:8100/v1.")
+    base_url: str = Field(max_length=2048,
+                          description="Base URL of the OpenAI-compatible API (http or https), e.g. "
+                          "http://127.0.0.1:8100/v1.")
     model: str = Field(description="Model name sent to the endpoint.")
     api: Literal["chat", "completion"] = Field("chat", description="Chat completions or legacy completions API.")
     api_key_secret: str | None = Field(
@@ -95,6 +100,15 @@ class TeacherEndpoint(_Spec):
     max_retries: int = Field(
         6, ge=0, le=50, description="Retries of one request on rate limits (429), server errors and timeouts."
     )
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        # The OpenAI client would refuse anything else only when the job calls it.
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"not an http(s) URL with a host: {value[:100]!r}")
+        return value
 
 
 # Placeholders a prompt template must contain, per datagen mode; rendering replaces exactly these.
@@ -168,7 +182,7 @@ class DatagenSpec(JobSpec):
 
 class LoraOptions(_Spec):
     r: int = Field(16, ge=1, le=1024, description="LoRA rank (BELLE: 16).")
-    alpha: int = Field(32, ge=1, description="LoRA alpha (BELLE: 32).")
+    alpha: int = Field(32, ge=1, le=65536, description="LoRA alpha (BELLE: 32).")
     dropout: float = Field(0.05, ge=0, lt=1, description="LoRA dropout (BELLE: 0.05).")
     target_modules: list[str] | None = Field(
         None, description="Module names to adapt; unset picks the attention and MLP projections of the architecture."
@@ -207,7 +221,9 @@ class TrainHyperparameters(_Spec):
         "speed over its first steps and fits the number of steps and the learning-rate schedule to the time "
         "(the schedule still decays to its end), then stops at the budget even if the estimate was optimistic. "
         "`epochs` stays the most it trains. Unset: train the epochs, however long that takes.")
-    seed: int = Field(42, description="Random seed for data order and initialisation of new weights.")
+    seed: int = Field(42, ge=0, le=2**31 - 1,
+                      description="Random seed for data order and initialisation of new weights (0 to 2**31 - 1, "
+                      "as the fine-tuning API takes it; numpy's seeding refuses a negative one).")
     precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto", description="Compute precision. auto: bf16 on a GPU that supports it, else fp32. bf16 on a "
         "CPU is mixed precision through DeepSpeed; fast only on CPUs with native bf16 (AVX512-BF16, AMX).")
@@ -389,19 +405,24 @@ def canonical_eval_class(name: str) -> str | None:
     return folded if folded in EVAL_CLASSES else None
 
 
+# The most models of each kind one eval compares: each is a column of the report and, for a local model,
+# a load and a pass over the eval set.
+MAX_EVAL_CANDIDATES = 16
+
+
 class EvalSpec(JobSpec):
     """Score one or more models on an eval set, per task class."""
 
     type: Literal["eval"] = "eval"
     model_ids: list[str] = Field(
-        default_factory=list,
-        description="Ids or names of registered models to evaluate (answered locally by the evaluator). May be "
-        "empty when `candidate_endpoints` names at least one model.",
+        default_factory=list, max_length=MAX_EVAL_CANDIDATES,
+        description=f"Ids or names of registered models to evaluate (answered locally by the evaluator), each "
+        f"once, at most {MAX_EVAL_CANDIDATES}. May be empty when `candidate_endpoints` names at least one model.",
     )
     candidate_endpoints: list[TeacherEndpoint] = Field(
-        default_factory=list,
+        default_factory=list, max_length=MAX_EVAL_CANDIDATES,
         description="Models served elsewhere (an OpenAI-compatible endpoint each) to evaluate beside `model_ids`; "
-        "each is reported as `endpoint:<model>`.",
+        f"each is reported as `endpoint:<model>`, so each `model` once; at most {MAX_EVAL_CANDIDATES}.",
     )
     eval_file_id: uuid.UUID | None = Field(
         None, description="Uploaded eval set JSONL (purpose `eval`); unset uses the bundled set."
@@ -439,6 +460,29 @@ class EvalSpec(JobSpec):
             if found not in canonical:
                 canonical.append(found)
         return canonical
+
+    @field_validator("model_ids")
+    @classmethod
+    def _distinct_models(cls, value: list[str]) -> list[str]:
+        # The evaluator refuses a model named twice (duplicate_model); the same string twice is caught here,
+        # a name and an id of the same model when the spec is checked against the team's models.
+        seen: set[str] = set()
+        for ref in value:
+            if ref in seen and not is_pending_output(ref):
+                raise ValueError(f"{ref!r} is named twice; each model is evaluated once")
+            seen.add(ref)
+        return value
+
+    @field_validator("candidate_endpoints")
+    @classmethod
+    def _distinct_endpoint_models(cls, value: list[TeacherEndpoint]) -> list[TeacherEndpoint]:
+        seen: set[str] = set()
+        for endpoint in value:
+            if endpoint.model in seen:
+                raise ValueError(f"model {endpoint.model!r} is named twice (each is reported as "
+                                 f"endpoint:{endpoint.model}); each model is evaluated once")
+            seen.add(endpoint.model)
+        return value
 
     @model_validator(mode="after")
     def _judge_needed(self) -> "EvalSpec":

@@ -40,7 +40,7 @@ def train_job(session_factory, team):
 # ------------------------------------------------------------------------------------ numbers
 
 
-@pytest.mark.parametrize("route", ["/v1/jobs", "/v1/datasets", "/v1/pipelines", "/v1/evals"])
+@pytest.mark.parametrize("route", ["/v1/jobs", "/v1/files", "/v1/datasets", "/v1/pipelines", "/v1/evals"])
 def test_offset_past_a_bigint_is_a_400_and_the_largest_one_works(client, team, route):
     _, headers = team
     error = _error(client.get(route, headers=headers, params={"offset": TOO_BIG}), 400)
@@ -104,6 +104,18 @@ def test_lone_surrogate_is_a_400_and_a_pair_or_an_escaped_backslash_is_text(clie
         assert 400 <= response.status_code < 500 and response.json()["error"]["code"] != "invalid_characters"
 
 
+def test_nul_in_an_uploaded_filename_is_a_400(client, team):
+    _, headers = team
+    # Raw multipart: httpx would percent-encode the NUL in a filename.
+    for name in (b"a\x00.jsonl", b"\x00"):  # (a surrogate cannot arrive here: the form is read as Latin-1)
+        body = (b'--B\r\nContent-Disposition: form-data; name="file"; filename="' + name + b'"\r\n'
+                b'Content-Type: application/octet-stream\r\n\r\n{"a": 1}\n\r\n--B--\r\n')
+        response = client.post("/v1/files", headers={**headers, "Content-Type": "multipart/form-data; boundary=B"},
+                               content=body)
+        assert _error(response, 400)["param"] == "file"
+    assert client.get("/v1/files", headers=headers).json()["data"] == []
+
+
 def test_nul_in_the_url_is_a_400(client, team):
     _, headers = team
     assert _error(client.get("/v1/jobs?type=%00", headers=headers), 400)["param"] == "type"
@@ -150,3 +162,22 @@ def test_an_unexpected_error_is_a_json_500_that_keeps_the_connection(gateway_set
             logger.removeHandler(records)
     tracebacks = [r for r in records.records if r.exc_info]
     assert len(tracebacks) == 1 and "a bug" in str(tracebacks[0].exc_info[1])
+
+
+# ------------------------------------------------------------------------------ specs
+
+
+def test_specs_that_could_only_fail_in_the_worker_are_a_400(client, team):
+    _, headers = team
+    train = {"type": "train", "base_model": "tiny", "dataset_id": str(uuid.uuid4())}
+    for seed in (-1, 1e30):
+        error = _error(client.post("/v1/jobs", headers=headers, json={**train, "hyperparameters": {"seed": seed}}), 400)
+        assert error["param"] == "hyperparameters.seed", error
+    judge = {"base_url": "http://127.0.0.1:9/v1", "model": "judge"}
+    error = _error(client.post("/v1/jobs", headers=headers, json={
+        "type": "eval", "model_ids": ["m", "m"], "judge": judge}), 400)
+    assert error["param"] == "model_ids" and "named twice" in error["message"]
+    raw = b'{"type": "datagen", "teacher": {"base_url": "http://t/v1", "model": "m"}, "max_cost_usd": Infinity}'
+    error = _error(client.post("/v1/jobs", headers={**headers, "Content-Type": "application/json"}, content=raw), 400)
+    assert error["param"] == "max_cost_usd"
+    assert client.get("/v1/jobs", headers=headers).json()["count"] == 0

@@ -133,7 +133,7 @@ def test_cancel_stops_the_running_step_and_starts_no_more(client, team, module_w
 @pytest.mark.parametrize("body, param, fragment", [
     ({"steps": []}, "steps", "at least 1 item"),
     ({"steps": [{"name": "a", "spec": {"type": "import"}}]}, "steps[0].spec.file_id", "Field required"),
-    ({"steps": [{"name": "a", "spec": {"type": "datagen", "teacher": {"base_url": "u", "model": "m"},
+    ({"steps": [{"name": "a", "spec": {"type": "datagen", "teacher": {"base_url": "http://u", "model": "m"},
                                         "target_count": 0}}]},
      "steps[0].spec.target_count", "greater than or equal to 1"),
     ({"steps": [{"name": "a b", "spec": {"type": "import"}}]}, "steps[0].name", "should match pattern"),
