@@ -9,7 +9,7 @@ from belle_shared.teams import create_team
 
 
 def new_team(settings: Settings, name: str) -> tuple[Team, str]:
-    """Create a team and commit it; returns the team and its clear API key. Raises TeamExists."""
+    """Create a team and commit it; returns the team and its clear API key. Raises TeamExists or InvalidTeamName."""
     engine = make_engine(settings)
     try:
         with make_session_factory(engine)() as session:

@@ -181,3 +181,20 @@ def test_specs_that_could_only_fail_in_the_worker_are_a_400(client, team):
     error = _error(client.post("/v1/jobs", headers={**headers, "Content-Type": "application/json"}, content=raw), 400)
     assert error["param"] == "max_cost_usd"
     assert client.get("/v1/jobs", headers=headers).json()["count"] == 0
+
+
+def test_create_team_checks_the_name_before_the_database(session_factory, settings):
+    from sqlalchemy import func, select
+
+    from belle_shared.db.models import Team
+    from belle_shared.teams import MAX_TEAM_NAME, InvalidTeamName, create_team
+
+    with session_factory() as session:
+        before = session.scalar(select(func.count()).select_from(Team))
+        for name in ("", " ", "x" * 300, "a\x00b"):
+            with pytest.raises(InvalidTeamName):
+                create_team(session, name=name, secret=settings.secret_key)
+        longest = uuid.uuid4().hex + "x" * (MAX_TEAM_NAME - 32)
+        team, _ = create_team(session, name=longest, secret=settings.secret_key)
+        session.commit()
+        assert session.scalar(select(func.count()).select_from(Team)) == before + 1 and team.name == longest

@@ -17,13 +17,17 @@ def create_team(name: str, data_dir: Optional[Path] = DataDir):
     """Create a team; its API key is printed as the last line (shown once)."""
     from belle_cli.admin import new_team
     from belle_shared.db.migrate import upgrade
-    from belle_shared.teams import TeamExists
+    from belle_shared.teams import InvalidTeamName, TeamExists, check_team_name
 
+    try:
+        check_team_name(name)  # before the database is touched
+    except InvalidTeamName as exc:
+        fail(str(exc))
     settings = load_settings(data_dir)
     upgrade(settings)
     try:
         team, key = new_team(settings, name)
-    except TeamExists as exc:
+    except (TeamExists, InvalidTeamName) as exc:
         fail(str(exc))
     console.print(f"team {name!r} created ({team.id}); its API key (store it, it is not shown again):")
     out.print(key, soft_wrap=True)
