@@ -239,11 +239,19 @@ def check_eval_file(store: ArtifactStore, file: File, param: str) -> Counter[str
 
 
 def check_eval(session: Session, team: Team, spec: EvalSpec, store: ArtifactStore, settings: Settings) -> None:
+    seen: dict[str, int] = {}  # model id -> its first index: a name and an id of one model are one model
     for index, ref in enumerate(spec.model_ids):
-        if not is_pending_output(ref) and find_model(session, team.id, ref) is None:
-            param = f"model_ids[{index}]"
+        if is_pending_output(ref):
+            continue
+        param = f"model_ids[{index}]"
+        model = find_model(session, team.id, ref)
+        if model is None:
             raise SpecRefused(f"{param}: no model {ref!r} (GET /v1/models lists them)", param=param,
                               code="model_not_found")
+        first = seen.setdefault(str(model.id), index)
+        if first != index:
+            raise SpecRefused(f"{param}: {ref!r} is model {model.name!r}, named already as model_ids[{first}]; "
+                              "each model is evaluated once", param=param, code="duplicate_model")
     if spec.eval_file_id is not None:
         file = require_team_file(session, team, spec.eval_file_id, "eval_file_id", purposes=("eval",))
         classes = check_eval_file(store, file, "eval_file_id")

@@ -198,3 +198,19 @@ def test_create_team_checks_the_name_before_the_database(session_factory, settin
         team, _ = create_team(session, name=longest, secret=settings.secret_key)
         session.commit()
         assert session.scalar(select(func.count()).select_from(Team)) == before + 1 and team.name == longest
+
+
+def test_an_eval_naming_one_model_by_name_and_by_id_is_a_400(client, team, session_factory):
+    from belle_shared.db.models import Model, ModelKind
+
+    created, headers = team
+    with session_factory() as session:
+        model = Model(id=uuid.uuid4(), team_id=created.id, name=f"m-{uuid.uuid4().hex[:8]}", kind=ModelKind.base,
+                      uri="file:///nowhere", details={})
+        session.add(model)
+        session.commit()
+        name, model_id = model.name, str(model.id)
+    error = _error(client.post("/v1/jobs", headers=headers, json={
+        "type": "eval", "model_ids": [name, model_id], "mode": "reference"}), 400)
+    assert error["param"] == "model_ids[1]" and error["code"] == "duplicate_model" and name in error["message"]
+    assert client.get("/v1/jobs", headers=headers).json()["count"] == 0
