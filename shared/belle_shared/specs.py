@@ -153,7 +153,8 @@ class DatagenSpec(JobSpec):
     top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling (BELLE: 1.0).")
     max_tokens: int = Field(3072, ge=16, le=1_000_000, description="Maximum tokens per teacher reply (BELLE: 3072).")
     concurrency: int = Field(32, ge=1, le=1024, description="Teacher requests in flight at once.")
-    requests_per_minute: int | None = Field(None, ge=1, description="Cap on teacher requests per minute.")
+    requests_per_minute: int | None = Field(None, ge=1, le=1_000_000, description="Cap on teacher requests per "
+                                            "minute (the client spaces them 60/N seconds apart).")
     max_total_tokens: int | None = Field(
         None, ge=1, description="Token budget: no request is started that could take the total past it."
     )

@@ -65,3 +65,9 @@ def test_eval_candidates_are_capped():
     _refused({**base, "candidate_endpoints": many}, ("candidate_endpoints",), f"at most {MAX_EVAL_CANDIDATES}")
     _refused({**base, "model_ids": [f"m{i}" for i in range(MAX_EVAL_CANDIDATES + 1)]}, ("model_ids",))
     assert len(parse_spec({**base, "candidate_endpoints": many[:-1]}).candidate_endpoints) == MAX_EVAL_CANDIDATES
+
+
+def test_requests_per_minute_has_a_bound():
+    # The client spaces requests 60.0 / N seconds apart: a huge N cannot be made a float.
+    _refused({"type": "datagen", "teacher": TEACHER, "requests_per_minute": 10**400}, ("requests_per_minute",))
+    assert parse_spec({"type": "datagen", "teacher": TEACHER, "requests_per_minute": 10**6}).requests_per_minute
