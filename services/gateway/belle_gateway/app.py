@@ -19,7 +19,7 @@ from belle_gateway.routers import (chat, datasets, eval_judge, evals, files, fin
 from belle_gateway.serving.service import ChatService
 from belle_gateway.settings import GatewaySettings
 from belle_shared.artifacts import ArtifactStore
-from belle_shared.db.engine import make_engine, make_read_session_factory, make_session_factory
+from belle_shared.db.engine import make_engine, make_get_session_factory, make_read_session_factory, make_session_factory
 from belle_shared.queue import make_celery
 from belle_shared.sweeper import SweeperThread
 
@@ -48,6 +48,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.state.settings = settings
     app.state.session_factory = session_factory
     app.state.read_session_factory = make_read_session_factory(engine)  # lookups: auth, model names
+    app.state.get_session_factory = make_get_session_factory(engine)  # GET requests' SessionDep
     app.state.celery = celery
     app.state.store = ArtifactStore(settings.resolved_artifact_root)
     app.state.chat = ChatService(settings, app.state.store)  # loads nothing until the first chat request

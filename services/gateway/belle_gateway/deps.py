@@ -21,7 +21,10 @@ def get_settings(request: Request) -> GatewaySettings:
 
 
 def get_session(request: Request) -> Iterator[Session]:
-    with request.app.state.session_factory() as session:
+    # GET and HEAD only read: on SQLite their session takes no write lock (engine.make_get_session_factory).
+    state = request.app.state
+    factory = state.get_session_factory if request.method in ("GET", "HEAD") else state.session_factory
+    with factory() as session:
         yield session
 
 

@@ -80,3 +80,14 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     # expire_on_commit=False: objects stay readable after the caller commits (routes build
     # responses from them).
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def make_get_session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions of the gateway's GET requests. On SQLite they begin deferred, as read-only sessions do,
+    so a request that only reads holds no write lock while FastAPI validates its response in the
+    thread pool: with the lock held there, 40 requests waiting for it filled the pool, the holder
+    never got a thread back, and all of them failed after the 30 s busy timeout ("database is
+    locked"; bench/load.py, 60 clients and more). Unlike ReadOnlySession a write is not refused: its
+    transaction upgrades, and can meet "database is locked" under a concurrent writer. On PostgreSQL
+    they are the plain sessions of make_session_factory."""
+    return sessionmaker(engine.execution_options(**{READ_ONLY_OPTION: True}), expire_on_commit=False)
