@@ -18,10 +18,13 @@ also the locustfile) with ``--users`` clients, each one looping over:
   finds no new event, so a finished job's stream lasts at least the poll interval (0.5 s).
 
 Each client waits a random ``[0.5, 1.5] x --think`` seconds between requests (closed loop: with no
-think time, 100 clients measure only how long the queue in front of the server is). The run stops
+think time, 100 clients measure only how long the queue in front of the server is). Clients start
+at ``--spawn-rate`` a second (5 s for 100) and the statistics restart once all of them run (locust's
+``--reset-stats``: the start is not measured; 100 clients started at once wait ~0.2 s). The run stops
 at ``--run-time`` seconds or after ``--max-requests`` requests, whichever comes first. Printed per
 endpoint: requests, errors, requests/s, p50 and p99 (locust's: exact ms under 100 ms, 10 ms steps
-above), then whether the targets hold: no errors, p99 of job status under 50 ms. Exit status 1 if
+above); requests unanswered for over 5 s when the run stops (locust records nothing for them) are
+counted as errors; then whether the targets hold: no errors, p99 of job status under 50 ms. Exit status 1 if
 they do not. Everything (locust, the gateway, Redis) shares the machine.
 """
 
@@ -31,6 +34,7 @@ import os
 
 if os.environ.get("BELLE_LOAD_ROLE") == "locust":  # imported by locust in the child process
     import random
+    import time
 
     import gevent
     from locust import HttpUser, between, events, task
@@ -40,17 +44,32 @@ if os.environ.get("BELLE_LOAD_ROLE") == "locust":  # imported by locust in the c
     _MAX_REQUESTS = int(os.environ["BELLE_LOAD_MAX_REQUESTS"])
     _THINK = float(os.environ["BELLE_LOAD_THINK"])
     _sent = 0
+    _in_flight: dict[int, float] = {}  # task call -> when it started
+    HUNG_AFTER_S = 5.0
 
-    @events.request.add_listener
-    def _count(**_kwargs) -> None:
-        global _sent
-        _sent += 1
-        if _sent == _MAX_REQUESTS:
-            gevent.spawn(_count.environment.runner.quit)  # environment: set in _init below
+    @events.quitting.add_listener
+    def _report_hung(**_kwargs) -> None:
+        # A request still unanswered when the run stops is cut off by the stop (locust records nothing for
+        # it); one unanswered for over HUNG_AFTER_S is an error: a server that stopped answering.
+        now = time.perf_counter()
+        with open(os.environ["BELLE_LOAD_UNFINISHED_FILE"], "w") as f:
+            f.write(str(sum(now - started > HUNG_AFTER_S for started in _in_flight.values())))
 
-    @events.init.add_listener
-    def _init(environment, **_kwargs) -> None:
-        _count.environment = environment
+    def _timed(method):
+        def run(self) -> None:
+            token = object()
+            _in_flight[id(token)] = time.perf_counter()
+            try:
+                method(self)
+            except gevent.GreenletExit:  # killed by the stop while waiting for its answer: stays counted
+                raise
+            except BaseException:
+                del _in_flight[id(token)]
+                raise
+            del _in_flight[id(token)]
+        run.__name__ = method.__name__
+        return run
+
 
     class GatewayClient(HttpUser):
         wait_time = between(0.5 * _THINK, 1.5 * _THINK)
@@ -59,6 +78,7 @@ if os.environ.get("BELLE_LOAD_ROLE") == "locust":  # imported by locust in the c
             self.client.headers["Authorization"] = f"Bearer {_KEY}"
 
         @task(6)
+        @_timed
         def job_status(self) -> None:
             with self.client.get(f"/v1/jobs/{random.choice(_JOBS)}", name="GET /v1/jobs/{id}",
                                  catch_response=True) as response:
@@ -66,12 +86,14 @@ if os.environ.get("BELLE_LOAD_ROLE") == "locust":  # imported by locust in the c
                     response.failure(f"unexpected status {response.json().get('status')!r}")
 
         @task(3)
+        @_timed
         def job_list(self) -> None:
             with self.client.get("/v1/jobs?limit=20", name="GET /v1/jobs?limit=20", catch_response=True) as response:
                 if response.status_code == 200 and len(response.json()["data"]) != 20:
                     response.failure("a page of fewer than 20 jobs")
 
         @task(1)
+        @_timed
         def event_stream(self) -> None:
             # Not streamed by requests: the body (the whole SSE stream) is read before the time is taken.
             with self.client.get(f"/v1/jobs/{random.choice(_JOBS)}/events?stream=true",
@@ -97,7 +119,8 @@ else:
     def parse_args(argv=None) -> argparse.Namespace:
         parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
         parser.add_argument("--users", type=int, default=100, help="concurrent clients (default 100)")
-        parser.add_argument("--spawn-rate", type=float, default=100, help="clients started per second")
+        parser.add_argument("--spawn-rate", type=float, default=20,
+                            help="clients started per second (default 20); the statistics restart once all run")
         parser.add_argument("--run-time", type=int, default=30, help="seconds of load at most (default 30)")
         parser.add_argument("--max-requests", type=int, default=20000, help="requests at most (default 20000)")
         parser.add_argument("--think", type=float, default=1.0,
@@ -223,12 +246,12 @@ else:
             warm_up(stack.url, key, job_ids)
             env = {**os.environ, "BELLE_LOAD_ROLE": "locust", "BELLE_LOAD_KEY": key,
                    "BELLE_LOAD_JOBS": ",".join(job_ids), "BELLE_LOAD_MAX_REQUESTS": str(args.max_requests),
-                   "BELLE_LOAD_THINK": str(args.think)}
+                   "BELLE_LOAD_THINK": str(args.think), "BELLE_LOAD_UNFINISHED_FILE": str(work / "unfinished")}
             prefix = work / "locust"
             command = [sys.executable, "-m", "locust", "-f", str(Path(__file__).resolve()), "--headless",
                        "--host", stack.url, "-u", str(args.users), "-r", str(args.spawn_rate),
                        "-t", f"{args.run_time}s", "--stop-timeout", "10", "--csv", str(prefix), "--only-summary",
-                       "--loglevel", "WARNING", "--exit-code-on-error", "0"]
+                       "--loglevel", "WARNING", "--exit-code-on-error", "0", "--reset-stats"]
             where = f"{'PostgreSQL' if database_url else 'SQLite'} + {'Redis ' + args.broker_url if args.broker_url else 'embedded Redis'}"
             print(f"gateway {stack.url} ({where}, data in {work}); {args.jobs} jobs x {args.events} "
                   f"events; {args.users} clients, think {args.think:g} s, at most {args.run_time} s or "
@@ -241,6 +264,8 @@ else:
                 print(f"locust exited with {done.returncode}")
                 return 1
             stats = read_stats(Path(f"{prefix}_stats.csv"))
+            unfinished_file = work / "unfinished"
+            unfinished = int(unfinished_file.read_text()) if unfinished_file.exists() else -1
         finally:
             stack.stop()
             drop_database(args.database_url, database_url)
@@ -253,6 +278,9 @@ else:
             print(f"{name:42} {row['Request Count']:>9} {row['Failure Count']:>7} {float(row['Requests/s']):>8.1f} "
                   f"{row['50%']:>7} {row['99%']:>7} {float(row['Max Response Time']):>7.0f}")
         errors = sum(int(stats[name]["Failure Count"]) for name in ENDPOINTS if name in stats)
+        if unfinished != 0:  # locust records no time for them: counted as errors here
+            print(f"requests unanswered for over 5 s when the run stopped: {unfinished if unfinished > 0 else 'unknown'}")
+            errors += max(unfinished, 1)
         status_p99 = float(stats.get(ENDPOINTS[0], {}).get("99%", "inf"))
         ok = errors == 0 and status_p99 < STATUS_P99_TARGET_MS
         print(f"targets: errors {errors} (0 wanted), job status p99 {status_p99:g} ms "
