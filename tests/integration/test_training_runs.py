@@ -229,9 +229,15 @@ def test_a_time_budget_fits_the_steps_and_the_schedule(models, train_file, tmp_p
     assert fitted["total_steps"] >= done["step"] > 3
     assert fitted["seconds_per_step"] > 0 and fitted["max_seconds"] == budget
     assert done["train_seconds"] < budget + 3  # stopped at the budget (the last step and the final sync)
-    # The schedule spans the fitted steps: the learning rate decays to near zero by the last one.
-    # (The planned schedule, ~3,000 steps long, would still be above 0.99 of the peak there.)
-    assert steps[-1]["step"] == done["step"] and steps[-1]["learning_rate"] < 0.3 * 1e-3
+    # The schedule is the fitted one, not the planned one: at the last step the learning rate is well below
+    # where the planned schedule (~300 steps of cosine) would still be. How far down the fitted schedule
+    # the run got depends on the machine keeping its pace to the end (a slowdown after the last refit
+    # stops the run at the budget early): tests/unit/test_time_budget.py checks, on a clock it drives,
+    # that the refits take the schedule to near zero.
+    planned = start["total_steps"]
+    last = steps[-1]
+    assert last["step"] == done["step"]
+    assert last["learning_rate"] < 0.9 * 1e-3 * 0.5 * (1 + math.cos(math.pi * last["step"] / planned)), (fits, last)
     # A short budgeted run reports its steps often enough to follow: every step, or at least 10 (fewer
     # steps fit in the budget on a loaded machine, and then each is reported).
     assert len(steps) >= min(10, done["step"])

@@ -47,8 +47,10 @@ def _broadcast(values: list[float]) -> list[float]:
 def refit_schedule(scheduler: Any, optimizer: Any, *, name: str, total_steps: int, warmup_ratio: float) -> None:
     """Make a LambdaLR-based schedule (every schedule `transformers.get_scheduler` makes) span
     `total_steps` from now on, keeping its shape: its lambdas are swapped for those of a fresh schedule
-    of the same kind, built on a stand-in optimizer with as many parameter groups (so the real
-    optimizer's learning rates are not touched until the next step)."""
+    of the same kind, built on a stand-in optimizer with as many parameter groups (building it on the
+    real one would reset its rates to the schedule's start). The rates the next step uses are set now
+    from the new lambdas: left to the next `scheduler.step()`, the step right after a fit ran at the old
+    schedule's rate, and a run that stopped at that step logged it as its last rate."""
     from transformers import get_scheduler
 
     stand_in = torch.optim.SGD([{"params": [torch.zeros(1, requires_grad=True)]}
@@ -56,6 +58,10 @@ def refit_schedule(scheduler: Any, optimizer: Any, *, name: str, total_steps: in
     warmup = math.ceil(warmup_ratio * total_steps) if warmup_ratio < 1 else int(warmup_ratio)
     fresh = get_scheduler(name, stand_in, num_warmup_steps=warmup, num_training_steps=total_steps)
     scheduler.lr_lambdas = list(fresh.lr_lambdas)
+    rates = [base * schedule(scheduler.last_epoch) for base, schedule in zip(scheduler.base_lrs, scheduler.lr_lambdas)]
+    for group, rate in zip(optimizer.param_groups, rates):
+        group["lr"] = rate
+    scheduler._last_lr = rates
 
 
 class TimeBudget(TrainerCallback):
