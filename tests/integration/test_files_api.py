@@ -5,6 +5,7 @@ file keep working; another team's file is a 404."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import uuid
 
@@ -18,7 +19,7 @@ from sqlalchemy import select
 from belle_shared.db.models import Dataset, File, Job, JobStatus
 from belle_shared.jobs import request_cancel
 from belle_shared.teams import create_team
-from helpers import LiveGateway, jsonl, upload, write_recipe_rows
+from helpers import LiveGateway, jsonl, upload, wait_status, write_recipe_rows
 
 pytestmark = pytest.mark.integration
 
@@ -178,3 +179,20 @@ def test_content_whose_stored_object_is_gone_is_a_404_not_a_500(client, team, se
     response = client.get(f"/v1/files/{file['id']}/content", headers=headers)
     assert response.status_code == 404 and response.json()["error"]["code"] == "file_content_missing"
     assert client.delete(f"/v1/files/{file['id']}", headers=headers).json()["deleted"] is True
+
+
+def test_a_utf8_byte_order_mark_is_dropped_at_upload_so_every_reader_sees_plain_utf8(client, team, module_worker):
+    """Editors on Windows start a file with a BOM; the upload keeps the file and drops the mark, and the
+    import reads the first row like any other (it was refused as "not valid JSON" at line 1)."""
+    _, headers = team
+    body = "\ufeff" + json.dumps({"instruction": "你好", "output": "你好！"}, ensure_ascii=False) + "\n"
+    response = client.post("/v1/files", headers=headers, data={"purpose": "import"},
+                           files={"file": ("bom.jsonl", body.encode("utf-8"))})
+    assert response.status_code == 201, response.text
+    file = response.json()
+    assert file["lines"] == 1 and file["bytes"] == len(body.encode("utf-8")) - 3
+    content = client.get(f"/v1/files/{file['id']}/content", headers=headers)
+    assert content.content == body[1:].encode("utf-8")
+    job = wait_status(client, headers, client.post("/v1/jobs", headers=headers, json={
+        "type": "import", "file_id": file["id"]}).json()["id"])
+    assert job["status"] == "succeeded" and job["result"]["rows"] == 1, job["error"]

@@ -40,13 +40,22 @@ MEDIA_TYPES = {"prompt": "text/plain; charset=utf-8"}  # every other purpose is 
 JSONL_MEDIA_TYPE = "application/jsonl"
 
 
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
 def _spool(upload: UploadFile, limit: int) -> str:
-    """Copy the upload to a temporary file, refusing it past ``limit`` bytes."""
+    """Copy the upload to a temporary file, refusing it past ``limit`` bytes. A UTF-8 byte-order mark at
+    the start (editors on Windows add one) is dropped here, so the stored file and every reader of it
+    (the importer, the trainer, the evaluator, `content`) see plain UTF-8."""
     fd, path = tempfile.mkstemp(prefix="belle-upload-", suffix=".jsonl")
     size = 0
+    first = True
     try:
         with os.fdopen(fd, "wb") as out:
             while chunk := upload.file.read(1 << 20):
+                if first:
+                    first = False
+                    chunk = chunk.removeprefix(UTF8_BOM)
                 size += len(chunk)
                 if size > limit:
                     raise APIError(413, f"file is larger than the upload limit of {limit} bytes", param="file",
