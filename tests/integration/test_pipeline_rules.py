@@ -166,7 +166,13 @@ def test_the_sweeper_advances_a_pipeline_whose_step_ended_without_advancing_it(s
     with session_factory() as session:
         train = _states(session, pipeline)["train"].job
         assert train is not None and train.status == JobStatus.queued
-        assert train.sent_at is not None  # sent by the sweeper's advance, on this run's Redis
+        sent = train.sent_at
+    if sent is None:
+        # The send failed fast on a loaded machine (logged: "the sweeper will send it"; seen once in a
+        # two-process CI run): the outbox's next pass sends it, which is the contract.
+        sweep(session_factory, make_celery(settings), settings)
+    with session_factory() as session:
+        assert _states(session, pipeline)["train"].job.sent_at is not None  # sent, on this run's Redis
 
 
 @pytest.mark.parametrize("steps, param, fragment", [
