@@ -99,38 +99,47 @@ def write_recipe_rows(session, team_id, *, dataset_name: str = "generated", step
 
     from belle_shared.db.models import Artifact, Dataset, Job, JobStatus, Model, ModelKind
     from belle_shared.db.types import utcnow
+    from belle_shared.job_types import spec_adapter
 
-    def job(job_type, *, parent_id=None, step=None, spec=None):
+    def job(job_type, *, parent_id=None, step=None, spec=None, result=None):
         now = utcnow()
         row = Job(id=uuid.uuid4(), team_id=team_id, type=job_type, status=JobStatus.succeeded,
                   spec=spec or {"type": job_type}, parent_id=parent_id, pipeline_step=step, created_at=now,
-                  started_at=now, finished_at=now)
+                  started_at=now, finished_at=now, result=result)
         session.add(row)
         session.flush()
         return row
+
+    def spec(**fields) -> dict:
+        """A spec as the gateway stores one: validated, with its defaults."""
+        return spec_adapter().validate_python(fields).model_dump(mode="json")
 
     base = Model(id=uuid.uuid4(), team_id=None, name=f"base-{uuid.uuid4().hex[:8]}", kind=ModelKind.base,
                  uri="file:///base", details={})
     session.add(base)
     pipeline = job("pipeline", spec={"type": "pipeline", "name": "recipe", "steps": [
         {"name": name, "spec": {"type": "import", "file_id": str(uuid.uuid4())}} for name in steps]})
-    datagen = job("datagen", parent_id=pipeline.id, step=steps[0])
+    teacher = {"base_url": "http://127.0.0.1:9/v1", "model": "teacher"}
+    datagen = job("datagen", parent_id=pipeline.id, step=steps[0], spec=spec(type="datagen", teacher=teacher))
     artifact = Artifact(id=uuid.uuid4(), team_id=team_id, job_id=datagen.id, kind="dataset", uri="file:///x")
     session.add(artifact)
     session.flush()
     dataset = Dataset(id=uuid.uuid4(), team_id=team_id, name=dataset_name, rows=120, artifact_id=artifact.id,
                       stats={"dropped": {"too_short": 3, "duplicate": 2}}, job_id=datagen.id)
     session.add(dataset)
-    train = job("train", parent_id=pipeline.id, step=steps[1])
+    session.flush()
+    train = job("train", parent_id=pipeline.id, step=steps[1],
+                spec=spec(type="train", base_model=base.name, dataset_id=str(dataset.id)))
     tuned = Model(id=uuid.uuid4(), team_id=team_id, name=f"ft:{base.name}:t::{uuid.uuid4().hex[:8]}",
                   kind=ModelKind.fine_tuned, uri="file:///ft", parent_model_id=base.id, job_id=train.id,
                   dataset_id=dataset.id)
-    quant = job("quantize", parent_id=pipeline.id, step=steps[2])
+    quant = job("quantize", parent_id=pipeline.id, step=steps[2], spec=spec(type="quantize", model_id=tuned.name))
     quantized = Model(id=uuid.uuid4(), team_id=team_id, name=tuned.name + "-gptq4", kind=ModelKind.quantized,
                       uri="file:///q", parent_model_id=tuned.id, job_id=quant.id, dataset_id=dataset.id)
     session.add_all([tuned, quantized])
     session.flush()
-    evaluation = job("eval", parent_id=pipeline.id, step=steps[3])
+    evaluation = job("eval", parent_id=pipeline.id, step=steps[3],
+                     spec=spec(type="eval", model_ids=[quantized.name], mode="judge", judge=teacher))
     return {"pipeline": pipeline, "datagen": datagen, "dataset": dataset, "train": train, "quant": quant,
             "eval": evaluation, "base": base, "tuned": tuned, "quantized": quantized}
 

@@ -7,6 +7,7 @@ the offline teacher, a real OpenAI-compatible server in its own process.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -235,6 +236,62 @@ def test_bad_requests_are_400s_that_name_the_field(live, team, chat_model, sessi
         register_model(session, team_id=other.id, name="their-model", uri=str(tiny_folder))
         session.commit()
     assert error(post({"model": "their-model", "messages": user}), 404)["code"] == "model_not_found"
+
+
+# Chat generation is left out of the OpenAPI fuzz run (test_openapi_fuzz.py: each request would decode);
+# these are its malformed bodies instead: (raw body or JSON value, the param the 400 names).
+USER = [{"role": "user", "content": "hi"}]
+MALFORMED_CHAT_BODIES = [
+    (b"{not json", None),
+    (b"", None),
+    (b"\xff\xfe{}", None),
+    ([USER], None),
+    ("just a string", None),
+    ({"messages": USER}, "model"),
+    ({"model": 42, "messages": USER}, "model"),
+    ({"model": "{m}"}, "messages"),
+    ({"model": "{m}", "messages": "hi"}, "messages"),
+    ({"model": "{m}", "messages": [{"content": "hi"}]}, "messages[0].role"),
+    ({"model": "{m}", "messages": [{"role": "user", "content": 7}]}, "messages[0].content"),
+    ({"model": "{m}", "messages": [{"role": "user", "content": [{"type": "image_url"}]}]}, "messages[0].content"),
+    ({"model": "{m}", "messages": [{"role": "user", "content": "a\u0000b"}]}, "messages[0].content"),
+    ({"model": "{m}", "messages": [{"role": "user", "content": "\ud800"}]}, "messages[0].content"),
+    ({"model": "{m}", "messages": USER, "max_tokens": 0}, "max_tokens"),
+    ({"model": "{m}", "messages": USER, "max_tokens": 2**63}, "max_tokens"),
+    ({"model": "{m}", "messages": USER, "max_tokens": "ten"}, "max_tokens"),
+    ({"model": "{m}", "messages": USER, "temperature": -0.5}, "temperature"),
+    ({"model": "{m}", "messages": USER, "temperature": "NaN"}, "temperature"),
+    ({"model": "{m}", "messages": USER, "top_p": 0}, "top_p"),
+    ({"model": "{m}", "messages": USER, "seed": 2**64}, "seed"),
+    ({"model": "{m}", "messages": USER, "seed": 1.5}, "seed"),
+    ({"model": "{m}", "messages": USER, "n": 0}, "n"),
+    ({"model": "{m}", "messages": USER, "n": 10**9}, "n"),
+    ({"model": "{m}", "messages": USER, "stop": 5}, "stop"),
+    ({"model": "{m}", "messages": USER, "stop": [""]}, "stop"),
+    ({"model": "{m}", "messages": USER, "stream": "yes"}, "stream"),
+    ({"model": "{m}", "messages": USER, "presence_penalty": 1.0}, "presence_penalty"),
+]
+
+
+def test_malformed_chat_bodies_are_400s_on_a_kept_connection(live, team, chat_model):
+    """Each malformed body is a 400 in OpenAI's shape naming the field where there is one, never a 5xx,
+    and one client's connection serves them all (an error does not cost the next request)."""
+    _, headers = team
+    with httpx.Client(base_url=live.url, timeout=60, headers=headers) as http:
+        for body, param in MALFORMED_CHAT_BODIES:
+            if isinstance(body, bytes):
+                response = http.post("/v1/chat/completions", content=body, headers={"content-type": "application/json"})
+            else:
+                raw = json.dumps(body).replace("{m}", chat_model)
+                response = http.post("/v1/chat/completions", content=raw.encode(),
+                                     headers={"content-type": "application/json"})
+            assert response.status_code == 400, (body, response.status_code, response.text)
+            error = response.json()["error"]
+            assert error["type"] == "invalid_request_error" and error["message"], (body, error)
+            if param is not None:
+                assert error["param"] == param, (body, error)
+        assert http.post("/v1/chat/completions", json={"model": chat_model, "messages": USER, "max_tokens": 2,
+                                                       "temperature": 0}).status_code == 200
 
 
 def test_a_client_that_disconnects_mid_stream_frees_its_slot(live, team, chat_model):

@@ -45,11 +45,22 @@ def error_body(status: int, message: str, param: str | None = None, code: str | 
     return {"error": {"message": message, "type": _TYPE_FOR_STATUS.get(status, "api_error"), "param": param, "code": code}}
 
 
+# Where a value matched no member of a plain union (`stop: str | list[str]`), pydantic names the member in
+# the location ("stop", "str"); the field is what a client knows.
+_UNION_MEMBERS = {"str", "int", "float", "bool", "bytes", "none", "decimal"}
+
+
+def _is_union_member(part) -> bool:
+    return isinstance(part, str) and (part in _UNION_MEMBERS or (part.endswith("]") and "[" in part))
+
+
 def loc_to_param(loc: tuple | list) -> str:
     """("body", "hyperparameters", "epochs") -> "hyperparameters.epochs"; list indexes as [i]."""
     out = ""
     for part in loc:
         if part in ("body", "query", "path", "header") and not out:
+            continue
+        if _is_union_member(part):
             continue
         if isinstance(part, int):
             out += f"[{part}]"

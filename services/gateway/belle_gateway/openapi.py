@@ -54,6 +54,13 @@ ERROR_DESCRIPTIONS = {
 }
 
 
+# `responses=` for a route that answers `?stream=true` with server-sent events besides its JSON. Before
+# OpenAPI 3.2 (FastAPI writes 3.1) a sequential media type's `schema` describes each event.
+SERVER_SENT_EVENT = {"type": "object", "required": ["data"], "properties": {
+    "event": {"type": "string"}, "data": {"type": "string", "description": "JSON"}, "id": {"type": "string"}}}
+EVENT_STREAM: dict[int | str, dict[str, Any]] = {200: {"content": {"text/event-stream": {"schema": SERVER_SENT_EVENT}}}}
+
+
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """`responses=` for a route that can answer these error statuses besides the ones every route gets."""
     return {status: {"description": ERROR_DESCRIPTIONS[status]} for status in statuses}

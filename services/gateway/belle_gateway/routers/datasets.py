@@ -42,7 +42,8 @@ def get(dataset_id: uuid.UUID, session: SessionDep, team: TeamDep):
     return DatasetPublic.of(_team_dataset(session, team, dataset_id))
 
 
-@router.get("/{dataset_id}/content")
+@router.get("/{dataset_id}/content", response_class=StreamingResponse,
+            responses={200: {"content": {"application/jsonl": {"schema": {"type": "string"}}}}})
 def content(
     dataset_id: uuid.UUID, session: SessionDep, store: StoreDep, team: TeamDep,
     format: Literal["conversations", "instructions"] = Query(

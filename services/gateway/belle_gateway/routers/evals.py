@@ -117,7 +117,7 @@ def compare(
         job = _compared_job(session, team, raw)
         rows = eval_rows(session, job_id=job.id)
         names = model_names(session, job=job, rows=rows)
-        evals.append((job, group_scores(rows, names, [m.get("name") for m in job.result.get("models") or []])))
+        evals.append((job, group_scores(rows, names, [m.get("name") for m in (job.result or {}).get("models") or []])))
     columns, rows, notes = comparison(evals)
     return EvalComparePublic(columns=columns, rows=rows, notes=notes)
 

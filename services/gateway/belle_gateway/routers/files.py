@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Form, Query, UploadFile
+from fastapi import APIRouter, Form, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from sqlalchemy import func, select, update
@@ -131,10 +131,15 @@ def _store_upload(upload: UploadFile, purpose: str, session, store, settings, te
 
 @router.post("", status_code=201, response_model=FilePublic)
 async def upload(
-    session: SessionDep, store: StoreDep, settings: SettingsDep, team: TeamDep,
+    request: Request, session: SessionDep, store: StoreDep, settings: SettingsDep, team: TeamDep,
     file: UploadFile, purpose: str = Form("fine-tune"),
 ):
     """Upload a file (multipart field `file`): JSONL with one object per line, or text for purpose `prompt`."""
+    form = await request.form()  # (already parsed for the parameters: cached)
+    for field in ("file", "purpose"):
+        if len(form.getlist(field)) > 1:
+            raise APIError(400, f"{field}: given {len(form.getlist(field))} times; send it once", param=field,
+                           code="repeated_field")
     # A multipart form is not JSON: the gateway's check of every JSON string (errors.RefuseUnstorableText)
     # does not see these, and the filename is stored.
     why = unstorable(file.filename or "")

@@ -21,6 +21,7 @@ from sqlalchemy import and_, or_, select
 
 from belle_gateway.deps import CeleryDep, SessionDep, SettingsDep, StoreDep, TeamDep
 from belle_gateway.errors import APIError, loc_to_param
+from belle_gateway.openapi import error_responses
 from belle_gateway.schemas.common import MAX_BIGINT
 from belle_gateway.submission import cancel_job, submit_job
 from belle_gateway.schemas import (
@@ -217,7 +218,8 @@ def retrieve(fine_tuning_job_id: uuid.UUID, session: SessionDep, team: TeamDep):
     return FineTuningJobPublic.of(_train_job(session, team, fine_tuning_job_id))
 
 
-@router.post("/{fine_tuning_job_id}/cancel", response_model=FineTuningJobPublic)
+@router.post("/{fine_tuning_job_id}/cancel", response_model=FineTuningJobPublic,
+             responses=error_responses(409))
 def cancel(fine_tuning_job_id: uuid.UUID, session: SessionDep, celery: CeleryDep, team: TeamDep):
     """Cancel a queued job, or ask a running one to stop (it turns `cancelled` within seconds)."""
     job = _train_job(session, team, fine_tuning_job_id, for_update=True)

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from belle_gateway.deps import CeleryDep, SessionDep, SettingsDep, StoreDep, TeamDep, json_object_body
 from belle_gateway.errors import APIError, validation_error
+from belle_gateway.openapi import EVENT_STREAM, error_responses
 from belle_gateway.schemas import JobEventPublic, JobEventsPublic, JobPublic, JobsPublic
 from belle_gateway.schemas.common import MAX_BIGINT
 from belle_gateway.submission import cancel_job, submit_job
@@ -68,13 +69,13 @@ def get(job_id: uuid.UUID, session: SessionDep, team: TeamDep):
     return JobPublic.of(_team_job(session, team, job_id))
 
 
-@router.post("/{job_id}/cancel", response_model=JobPublic)
+@router.post("/{job_id}/cancel", response_model=JobPublic, responses=error_responses(409))
 def cancel(job_id: uuid.UUID, session: SessionDep, celery: CeleryDep, team: TeamDep):
     """Cancel a queued job, or ask a running job to stop (status turns `cancelled` within seconds)."""
     return JobPublic.of(cancel_job(session, celery, _team_job(session, team, job_id, for_update=True), param="job_id"))
 
 
-@router.get("/{job_id}/events", response_model=JobEventsPublic)
+@router.get("/{job_id}/events", response_model=JobEventsPublic, responses=EVENT_STREAM)
 async def events(
     request: Request,
     job_id: uuid.UUID,

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from belle_gateway.deps import CeleryDep, SessionDep, SettingsDep, StoreDep, TeamDep, json_object_body
 from belle_gateway.errors import APIError, validation_error
+from belle_gateway.openapi import error_responses
 from belle_gateway.schemas import PipelinePublic, PipelinesPublic
 from belle_gateway.schemas.common import MAX_BIGINT
 from belle_gateway.submission import cancel_job, check_job_spec, submit_pipeline
@@ -90,7 +91,7 @@ def get(pipeline_id: uuid.UUID, session: SessionDep, team: TeamDep):
     return _public(session, _team_pipeline(session, team, pipeline_id))
 
 
-@router.post("/{pipeline_id}/cancel", response_model=PipelinePublic)
+@router.post("/{pipeline_id}/cancel", response_model=PipelinePublic, responses=error_responses(409))
 def cancel(pipeline_id: uuid.UUID, session: SessionDep, celery: CeleryDep, team: TeamDep):
     """Cancel the running and queued steps and start no more (status turns `cancelled` within seconds)."""
     pipeline = _team_pipeline(session, team, pipeline_id, for_update=True)
@@ -98,7 +99,7 @@ def cancel(pipeline_id: uuid.UUID, session: SessionDep, celery: CeleryDep, team:
     return _public(session, pipeline)
 
 
-@router.post("/{pipeline_id}/retry", response_model=PipelinePublic)
+@router.post("/{pipeline_id}/retry", response_model=PipelinePublic, responses=error_responses(409))
 def retry(pipeline_id: uuid.UUID, session: SessionDep, celery: CeleryDep, team: TeamDep):
     """Run a failed or cancelled pipeline again from its failed steps; succeeded steps are not repeated."""
     pipeline = _team_pipeline(session, team, pipeline_id, for_update=True)

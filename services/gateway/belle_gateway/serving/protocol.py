@@ -25,14 +25,15 @@ class ChatMessage(BaseModel):
 
 class StreamOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    include_usage: bool = Field(False, description="Send one last chunk with the usage counts.")
+    include_usage: bool = Field(False, strict=True, description="Send one last chunk with the usage counts.")
 
 
 class ChatCompletionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     model: str = Field(description="A model of the team or a shared base model, by name or id.")
     messages: list[ChatMessage] = Field(min_length=1, description="The conversation so far.")
-    stream: bool = Field(False, description="Send server-sent events, one per piece of text, then [DONE].")
+    # Booleans are strict here: pydantic would read "yes", "on" or 1 as true; OpenAI's API refuses them.
+    stream: bool = Field(False, strict=True, description="Send server-sent events, one per piece of text, then [DONE].")
     stream_options: StreamOptions | None = Field(None, description="Only with stream=true.")
     max_tokens: int | None = Field(None, ge=1, le=2**31 - 1, description="Most tokens to generate per choice "
                                    "(default: what "
@@ -48,7 +49,7 @@ class ChatCompletionRequest(BaseModel):
                              "reply (a 64-bit signed integer, as OpenAI documents it).")
     n: int = Field(1, ge=1, le=MAX_CHOICES, description="How many replies to generate.")
     user: str | None = Field(None, description="Accepted for compatibility; recorded nowhere.")
-    ignore_eos: bool = Field(False, description="vLLM's extension: keep generating past the end-of-sequence "
+    ignore_eos: bool = Field(False, strict=True, description="vLLM's extension: keep generating past the end-of-sequence "
                              "token until max_tokens (for benchmarks that need a fixed reply length).")
     presence_penalty: float = Field(0.0, description="Only 0 is supported.")
     frequency_penalty: float = Field(0.0, description="Only 0 is supported.")
