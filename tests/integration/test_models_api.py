@@ -176,6 +176,26 @@ def test_incomplete_folders_bad_names_and_duplicates(live, team, model_root, sha
     assert error["code"] == "model_exists"
 
 
+def test_the_longest_derived_names_are_stored_and_served(live, team, session_factory):
+    """A 200-character base, a 100-character team and a 64-character suffix make a fine-tuned name of 378
+    characters and its quantized name 400: both fit the column (they once failed a finished run)."""
+    from belle_quantizer.job import quantized_model_name
+    from belle_shared.models import fine_tuned_model_name
+
+    http, _ = live
+    created, headers = team
+    tuned = fine_tuned_model_name("b" * 200, "t" * 100, "s" * 64, uuid.uuid4())
+    quantized = quantized_model_name(tuned, 8, 1024, uuid.uuid4())
+    assert (len(tuned), len(quantized)) == (378, 400)
+    with session_factory() as session:
+        for name in (tuned, quantized):
+            session.add(Model(team_id=created.id, name=name, kind="fine_tuned", uri="file:///x", details={}))
+        session.commit()
+    listed = {m["id"] for m in http.get("/v1/models", headers=headers).json()["data"]}
+    assert {tuned, quantized} <= listed
+    assert http.get(f"/v1/models/{quantized}", headers=headers).json()["id"] == quantized
+
+
 def test_delete_and_team_isolation(live, team, session_factory, settings, model_root, shared_model):
     from belle_shared.teams import create_team
 

@@ -199,7 +199,8 @@ class Model(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=_uuid)
     team_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"), index=True)
-    name: Mapped[str] = mapped_column(String(255))
+    # A derived name (fine-tuned, then quantized) can reach about 400 characters (migration 0006).
+    name: Mapped[str] = mapped_column(String(512))
     kind: Mapped[str] = mapped_column(String(32))
     uri: Mapped[str] = mapped_column(Text)
     parent_model_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("models.id", ondelete="SET NULL"))
