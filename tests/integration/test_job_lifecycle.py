@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 
 import pytest
 from sqlalchemy import select
 
-from belle_shared.db.models import Artifact, Dataset
+from belle_shared.db.models import Artifact, Dataset, JobStatus
+from belle_shared.jobs import create_job, set_terminal
+from belle_shared.specs import ImportSpec
 from helpers import events, upload, wait_status
 
 pytestmark = pytest.mark.integration
@@ -139,6 +142,27 @@ def test_event_stream_follows_job_until_it_ends(client, team, module_worker):
     assert end == {"status": "succeeded"}
     assert [e["data"]["status"] for e in seen if e["kind"] == "status"] == ["queued", "running", "succeeded"]
     assert [e["id"] for e in seen] == sorted(e["id"] for e in seen)
+
+
+def test_the_event_stream_of_a_finished_job_ends_at_once(gateway_settings, team, session_factory):
+    """Its events and `end` in one go, not one poll interval later (30 s here, so a wait would show)."""
+    from fastapi.testclient import TestClient
+
+    from belle_gateway.app import create_app
+
+    created, headers = team
+    with session_factory() as session:
+        job = create_job(session, team_id=created.id, spec=ImportSpec(file_id=uuid.uuid4()))
+        set_terminal(session, job=job, status=JobStatus.succeeded, message="job succeeded", result={"rows": 0})
+        session.commit()
+    slow_polls = gateway_settings.model_copy(update={"sse_poll_interval": 30.0, "run_sweeper": False})
+    with TestClient(create_app(slow_polls)) as client:
+        started = time.monotonic()
+        with client.stream("GET", f"/v1/jobs/{job.id}/events", headers=headers, params={"stream": "true"}) as r:
+            text = r.read().decode()
+        took = time.monotonic() - started
+    assert "event: job.event" in text and text.rstrip().endswith('data: {"status": "succeeded"}')
+    assert took < 15, f"the stream of a finished job took {took:.1f}s to end"
 
 
 def test_list_jobs_filters_and_paginates(client, team, module_worker):

@@ -116,10 +116,14 @@ def _owned_events(factory, team, job_id: uuid.UUID, after: int, limit: int):
         return list_events(session, job_id=job_id, after=after, limit=limit)
 
 
+POLL_BATCH = 500
+
+
 def _poll(factory, job_id: uuid.UUID, after: int):
+    # The status first: events read after a terminal status include every event the job wrote.
     with factory() as session:
-        rows = list_events(session, job_id=job_id, after=after, limit=500)
         status = session.get(Job, job_id).status
+        rows = list_events(session, job_id=job_id, after=after, limit=POLL_BATCH)
         return [JobEventPublic.of(e) for e in rows], status
 
 
@@ -130,7 +134,8 @@ async def _follow(factory, job_id: uuid.UUID, after: int, interval: float):
         for event in rows:
             after = event.id
             yield f"id: {event.id}\nevent: job.event\ndata: {event.model_dump_json()}\n\n"
-        if not rows and JobStatus(status).is_terminal:
+        # Ended, and this batch held the rest of its events: the stream ends now, not a poll later.
+        if JobStatus(status).is_terminal and len(rows) < POLL_BATCH:
             yield f"event: end\ndata: {json.dumps({'status': status})}\n\n"
             return
         if rows:
