@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from belle_shared.errors import SpecRefused
 from belle_shared.job_types import job_type_names
@@ -110,9 +111,12 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error_body(err.status, err.message, err.param, err.code), status_code=err.status)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_request: Request, exc: StarletteHTTPException):
+    async def _http_error(request: Request, exc: StarletteHTTPException):
         message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
-        return JSONResponse(error_body(exc.status_code, message), status_code=exc.status_code, headers=exc.headers)
+        headers = exc.headers
+        if exc.status_code == 405:
+            headers = {**(headers or {}), "Allow": ", ".join(_allowed_methods(request))}
+        return JSONResponse(error_body(exc.status_code, message), status_code=exc.status_code, headers=headers)
 
     # Not `@app.exception_handler(Exception)`: Starlette hands that one to its ServerErrorMiddleware, which
     # sends the handler's response and then raises the exception again, and uvicorn answers an exception
@@ -120,6 +124,17 @@ def install_error_handlers(app: FastAPI) -> None:
     # (a pooled client's next request on it fails). This layer answers and returns.
     app.add_middleware(CatchUnexpected)
     app.add_middleware(RefuseUnstorableText)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path. Starlette's 405 names only the first route whose path
+    matched (GET /v1/files lives beside POST /v1/files), so its Allow header left the others out."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"}) if hasattr(route, "methods") else (Match.NONE, {})
+        if match != Match.NONE:
+            methods |= set(route.methods or ())
+    return sorted(methods)
 
 
 class CatchUnexpected:

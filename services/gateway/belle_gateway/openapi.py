@@ -50,6 +50,7 @@ ERROR_DESCRIPTIONS = {
     404: "Nothing with that id or name (for this team)",
     409: "In conflict with the current state",
     413: "The body is larger than the gateway accepts",
+    502: "A server this calls (the judge) cannot be reached or failed",
     503: "A service this needs is unavailable; retry later",
 }
 

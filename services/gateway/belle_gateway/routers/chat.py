@@ -11,6 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from belle_gateway.deps import TeamDep
 from belle_gateway.errors import APIError
+from belle_gateway.openapi import error_responses
 from belle_gateway.serving.protocol import ChatCompletion, ChatCompletionRequest
 from belle_gateway.serving.service import ChatService, ModelRef
 from belle_shared.models import find_model
@@ -28,7 +29,8 @@ def _model_ref(request: Request, team_id, ref: str) -> ModelRef:
 
 
 @router.post("/completions", response_model=ChatCompletion,
-             responses={200: {"content": {"text/event-stream": {}}, "description": "JSON, or SSE with stream=true"}})
+             responses={200: {"content": {"text/event-stream": {}}, "description": "JSON, or SSE with stream=true"},
+                        404: {"description": "No such model for this team"}, **error_responses(503)})
 async def create(body: ChatCompletionRequest, request: Request, team: TeamDep):
     """Chat with a model: the conversation is rendered with the model's own chat template."""
     model = await run_in_threadpool(_model_ref, request, team.id, body.model)

@@ -22,6 +22,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from belle_gateway.deps import SettingsDep, TeamDep
 from belle_gateway.errors import APIError
+from belle_gateway.openapi import error_responses
 from belle_gateway.schemas import JudgeEndpointPublic, JudgePromptPublic, JudgePromptsPublic, JudgeRequest, JudgmentPublic
 from belle_shared.errors import JobError, RetryableJobError
 from belle_shared.eval_sets import EvalRow
@@ -44,7 +45,7 @@ def prompts(team: TeamDep):
     return JudgePromptsPublic(data=[JudgePromptPublic(cls=c, template=t) for c, t in load_judge_prompts().items()])
 
 
-@router.post("", response_model=JudgmentPublic, response_model_by_alias=True)
+@router.post("", response_model=JudgmentPublic, response_model_by_alias=True, responses=error_responses(502))
 async def judge(body: JudgeRequest, request: Request, settings: SettingsDep, team: TeamDep):
     """Score one answer with the class's judge prompt: the judge's score (0 to 1) and its explanation."""
     cls = canonical_eval_class(body.cls)

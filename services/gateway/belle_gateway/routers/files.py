@@ -23,6 +23,7 @@ from sqlalchemy import func, select, update
 
 from belle_gateway.deps import SessionDep, SettingsDep, StoreDep, TeamDep
 from belle_gateway.errors import APIError, unstorable
+from belle_gateway.openapi import error_responses
 from belle_gateway.schemas import FileDeleted, FilePublic, FilesPublic
 from belle_gateway.schemas.common import MAX_BIGINT
 from belle_shared.db.models import TERMINAL_STATUSES, Dataset, File, Job
@@ -129,7 +130,7 @@ def _store_upload(upload: UploadFile, purpose: str, session, store, settings, te
     return file
 
 
-@router.post("", status_code=201, response_model=FilePublic)
+@router.post("", status_code=201, response_model=FilePublic, responses=error_responses(413))
 async def upload(
     request: Request, session: SessionDep, store: StoreDep, settings: SettingsDep, team: TeamDep,
     file: UploadFile, purpose: str = Form("fine-tune"),
@@ -225,7 +226,7 @@ def jobs_reading(session, team_id: uuid.UUID, file_id: uuid.UUID) -> list[Job]:
     return [job for job in jobs if _names_file(job.spec, str(file_id))]
 
 
-@router.delete("/{file_id}", response_model=FileDeleted)
+@router.delete("/{file_id}", response_model=FileDeleted, responses=error_responses(409))
 def delete(file_id: uuid.UUID, session: SessionDep, store: StoreDep, team: TeamDep):
     """Delete a file: its row and its stored bytes (OpenAI's `client.files.delete(id)`).
 

@@ -29,7 +29,7 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 StatusName = Literal["validating_files", "queued", "running", "succeeded", "failed", "cancelled"]
 
 
-@router.post("", status_code=201, response_model=JobPublic)
+@router.post("", status_code=201, response_model=JobPublic, responses=error_responses(409))
 async def create(request: Request, session: SessionDep, celery: CeleryDep, settings: SettingsDep, store: StoreDep,
                  team: TeamDep):
     """Submit a job; the body is a job spec with its `type`."""

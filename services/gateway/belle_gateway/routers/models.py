@@ -86,7 +86,7 @@ def _register(session, settings, store, team, body: ModelCreate) -> Model:
     return model
 
 
-@router.post("", status_code=201, response_model=ModelPublic)
+@router.post("", status_code=201, response_model=ModelPublic, responses=error_responses(409))
 async def create(body: ModelCreate, session: SessionDep, settings: SettingsDep, store: StoreDep, team: TeamDep):
     """Register a base model folder for the team (checked: config, weights, tokenizer)."""
     model = await run_in_threadpool(_register, session, settings, store, team, body)

@@ -63,7 +63,7 @@ def _public(session, pipeline: Job) -> PipelinePublic:
     return PipelinePublic.of(pipeline, pipeline_states(session, pipeline))
 
 
-@router.post("", status_code=201, response_model=PipelinePublic)
+@router.post("", status_code=201, response_model=PipelinePublic, responses=error_responses(409))
 async def create(request: Request, session: SessionDep, celery: CeleryDep, settings: SettingsDep, store: StoreDep,
                  team: TeamDep):
     """Submit a pipeline: named steps, each a job spec; `"${step.output}"` refers to an earlier step's output."""
