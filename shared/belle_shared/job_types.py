@@ -6,7 +6,7 @@ submitted spec must pass before it is queued. From the registered types come the
 validation (``spec_adapter``: the union of the specs, discriminated on ``type``), the routing
 (``queue_for``), the queues every Celery app declares (``queues``), the types a deployment serves by
 default, pipelines' references (``outputs``), the OpenAPI document and the web pages' type list
-(``GET /v1/job_types``). The six built-in types are declared at the bottom of this module.
+(``GET /v1/job_types``). The built-in types are declared at the bottom of this module.
 
 Adding a job type is one ``register_job_type`` call, made on import of the module that declares it,
 in the gateway and in the worker that runs it (``BELLE_JOB_TYPE_MODULES`` names such modules for a
@@ -25,6 +25,7 @@ from pydantic import BaseModel, Field, TypeAdapter
 
 from belle_shared import spec_checks
 from belle_shared.spec_checks import SpecCheck  # noqa: F401  (the type of JobType.checks)
+from belle_shared.pretraining import PretrainSpec
 from belle_shared.specs import (
     DatagenSpec, EvalSpec, ImportSpec, JobSpec, ModelImportSpec, PreferencePairsSpec, QuantizeSpec, TrainSpec,
 )
@@ -156,3 +157,4 @@ register_job_type(JobType(PreferencePairsSpec, queue="eval", outputs=("dataset_i
                           checks=(spec_checks.check_preference_pairs,)))
 register_job_type(JobType(ModelImportSpec, queue="train", outputs=("model_id",),
                           checks=(spec_checks.check_model_import,)))
+register_job_type(JobType(PretrainSpec, queue="train", outputs=("model_id",), checks=(spec_checks.check_pretrain,)))

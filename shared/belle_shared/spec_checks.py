@@ -132,14 +132,7 @@ def check_train(session: Session, team: Team, spec: TrainSpec, store: ArtifactSt
             _check_dataset_kind(require_team_dataset(session, team, dataset_id, param), spec, param)
     if is_pending_output(spec.base_model):
         return
-    model = find_model(session, team.id, spec.base_model)
-    if model is None:
-        raise SpecRefused(f"base_model: no model {spec.base_model!r} (GET /v1/models lists them)",
-                          param="base_model", code="model_not_found")
-    if model.kind == ModelKind.quantized:
-        raise SpecRefused(f"base_model: {model.name!r} is a quantized model and cannot be fine-tuned; use the "
-                          "model it was quantized from", param="base_model", code="model_not_trainable")
-
+    model = _trainable_base(session, team, spec)
     details = model.details or {}
     if spec.chat_template == "base" and details.get("chat_template") is False:
         raise SpecRefused(f"chat_template: {model.name!r} has no chat template of its own; use 'belle' (BELLE's "
@@ -162,13 +155,41 @@ def check_train(session: Session, team: Team, spec: TrainSpec, store: ArtifactSt
                               f"{details.get('model_type')!r}; name the modules to adapt",
                               param="lora.target_modules", code="missing_target_modules")
 
-    limit = details.get("max_position_embeddings")
+    _check_max_length(model, spec)
+
+
+def _trainable_base(session: Session, team: Team, spec) -> Model:
+    """The registered model a train or pretrain spec starts from; SpecRefused if none or a quantized one."""
+    model = find_model(session, team.id, spec.base_model)
+    if model is None:
+        raise SpecRefused(f"base_model: no model {spec.base_model!r} (GET /v1/models lists them)",
+                          param="base_model", code="model_not_found")
+    if model.kind == ModelKind.quantized:
+        raise SpecRefused(f"base_model: {model.name!r} is a quantized model and cannot be trained; use the "
+                          "model it was quantized from", param="base_model", code="model_not_trainable")
+    return model
+
+
+def _check_max_length(model: Model, spec) -> None:
+    limit = (model.details or {}).get("max_position_embeddings")
     if isinstance(limit, int) and spec.hyperparameters.max_length > limit:
         given = "max_length" in spec.hyperparameters.model_fields_set
         what = f"{spec.hyperparameters.max_length}" if given else f"the default ({spec.hyperparameters.max_length})"
         raise SpecRefused(f"hyperparameters.max_length: {what} is longer than {model.name!r} can attend to "
                           f"({limit} positions); set it to at most {limit}", param="hyperparameters.max_length",
                           code="invalid_value")
+
+
+def check_pretrain(session: Session, team: Team, spec, store: ArtifactStore, settings: Settings) -> None:
+    """A `pretrain` spec (belle_shared.pretraining): its text files, and a base model it can train."""
+    from belle_shared.pretraining import PRETRAIN_PURPOSE
+
+    for param in ("training_file_id", "validation_file_id"):
+        if getattr(spec, param) is not None:
+            require_team_file(session, team, getattr(spec, param), param, purposes=(PRETRAIN_PURPOSE,))
+    if is_pending_output(spec.base_model):
+        return
+    _check_max_length(_trainable_base(session, team, spec), spec)
 
 
 def _inherited_detail(session: Session, model: Model, key: str, depth: int = 8):

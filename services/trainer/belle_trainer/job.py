@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import socket
 import sys
@@ -29,11 +30,12 @@ from belle_shared.errors import JobError, RetryableJobError
 from belle_shared.formats import RowError, to_conversation
 from belle_shared.models import find_model, fine_tuned_model_name
 from belle_shared.preferences import to_preference
+from belle_shared.pretraining import PretrainSpec
 from belle_shared.progress import PROGRESS_FILE
 from belle_shared.specs import TrainSpec
 from belle_shared.subprocess_run import run_followed, step_failed
 from belle_shared.worker import JobContext
-from belle_trainer import kubernetes_launch
+from belle_trainer import expand_vocab, kubernetes_launch
 from belle_trainer.progress import OPTIONAL_FIELDS
 from belle_trainer.run_lock import wait_until_no_training
 
@@ -43,9 +45,13 @@ RUN_LOCK_TIMEOUT = 60.0
 
 STEP_EVENT_EVERY_SECONDS = 1.0  # at most one step event per second (every step still lands in the log)
 DPO_METRICS = OPTIONAL_FIELDS["done"]  # what a DPO model records of its run (reward margin and accuracy)
+VOCABULARY_DIR = "expanded"              # the base model with its grown vocabulary (pretrain jobs)
+VOCABULARY_REPORT = expand_vocab.REPORT  # what the expansion added and measured
 
 
-def run_train(spec: TrainSpec, ctx: JobContext, *, work_root: Path) -> dict[str, Any]:
+def run_train(spec: TrainSpec | PretrainSpec, ctx: JobContext, *, work_root: Path) -> dict[str, Any]:
+    """A `train` job, or a `pretrain` job (belle_shared.pretraining: plain text, every token trained,
+    optionally after growing the vocabulary): the same run folder, launch, checkpoints and record."""
     with ctx.session_factory() as session:
         existing = session.scalar(select(Model).where(Model.job_id == ctx.job_id))
         if existing is not None:
@@ -64,6 +70,9 @@ def run_train(spec: TrainSpec, ctx: JobContext, *, work_root: Path) -> dict[str,
                                 f"{run_dir.name} after {RUN_LOCK_TIMEOUT:.0f}s; will retry")
     inputs = _prepare_inputs(spec, ctx, run_dir)
     base_path = _local_model(ctx, base_uri, work_root / "models" / str(base_id))
+    vocabulary = None
+    if isinstance(spec, PretrainSpec) and spec.vocabulary is not None:
+        base_path, vocabulary = _expand_vocabulary(spec, ctx, run_dir, base_path, inputs["train"])
     _restore_checkpoint(ctx, run_dir)
     config = {
         "spec": spec.model_dump(mode="json"),
@@ -72,20 +81,27 @@ def run_train(spec: TrainSpec, ctx: JobContext, *, work_root: Path) -> dict[str,
         "validation_file": str(inputs["validation"]) if inputs["validation"] else None,
         "output_dir": str(run_dir),
         "resume": True,
+        "new_tokens_from": vocabulary["vocab_size_before"] if vocabulary else None,
     }
     (run_dir / "run.json").write_text(json.dumps(config, indent=2))
 
     done = _launch_and_follow(spec, ctx, run_dir)
-    return _record_model(spec, ctx, run_dir, done, base_id=base_id,
+    return _record_model(spec, ctx, run_dir, done, base_id=base_id, vocabulary=vocabulary,
                          name=fine_tuned_model_name(base_name, team_name, spec.suffix, ctx.job_id))
 
 
 # ------------------------------------------------------------------------------------- inputs
 
 
-def _prepare_inputs(spec: TrainSpec, ctx: JobContext, run_dir: Path) -> dict[str, Path | None]:
+def _prepare_inputs(spec: TrainSpec | PretrainSpec, ctx: JobContext, run_dir: Path) -> dict[str, Path | None]:
     """Local canonical JSONL files for training and validation."""
     paths: dict[str, Path | None] = {"validation": None}
+    if isinstance(spec, PretrainSpec):
+        paths["train"] = _materialize_text(ctx, run_dir / "train.jsonl", spec.training_file_id, "training_file_id")
+        if spec.validation_file_id is not None:
+            paths["validation"] = _materialize_text(ctx, run_dir / "validation.jsonl", spec.validation_file_id,
+                                                    "validation_file_id")
+        return paths
     paths["train"] = _materialize(ctx, run_dir / "train.jsonl", dataset_id=spec.dataset_id,
                                   file_id=spec.training_file_id,
                                   param="dataset_id" if spec.dataset_id else "training_file_id",
@@ -147,6 +163,51 @@ def _materialize(ctx: JobContext, target: Path, *, dataset_id, file_id, param: s
     return target
 
 
+def _materialize_text(ctx: JobContext, target: Path, file_id, param: str) -> Path:
+    """A `pretrain` upload as JSONL documents ({"text": ...}): a text upload is cut at blank lines."""
+    uri = ctx.team_file(file_id, param=param).uri
+    with ctx.store.open(uri, "rb") as src:
+        raw = src.read().decode("utf-8")
+    if uri.endswith(".txt"):
+        documents = [doc.strip() for doc in re.split(r"\n\s*\n", raw) if doc.strip()]
+    else:
+        documents = [json.loads(line)["text"] for line in raw.splitlines() if line.strip()]
+        documents = [doc for doc in documents if doc.strip()]
+    if not documents:
+        raise JobError("no_usable_rows", f"{param}: the file has no text", param=param)
+    tmp = target.with_suffix(".tmp")
+    tmp.write_text("".join(json.dumps({"text": doc}, ensure_ascii=False) + "\n" for doc in documents), encoding="utf-8")
+    os.replace(tmp, target)
+    ctx.event(f"{target.name}: {len(documents)} documents, {sum(map(len, documents))} characters",
+              rows=len(documents), characters=sum(map(len, documents)))
+    return target
+
+
+def _expand_vocabulary(spec: PretrainSpec, ctx: JobContext, run_dir: Path, base_path: Path,
+                       train_file: Path) -> tuple[Path, dict[str, Any]]:
+    """Grow the base's vocabulary from the training text in a subprocess (torch stays out of the worker);
+    a redelivered job reuses a finished expansion. Returns the expanded folder and its report."""
+    folder = run_dir / VOCABULARY_DIR
+    report_path = folder / VOCABULARY_REPORT
+    if not report_path.exists():
+        shutil.rmtree(folder, ignore_errors=True)
+        argv = [sys.executable, "-m", "belle_trainer.expand_vocab", "--source", str(base_path), "--destination",
+                str(folder), "--text", str(train_file), "--max-new-tokens", str(spec.vocabulary.max_new_tokens),
+                "--min-frequency", str(spec.vocabulary.min_frequency)]
+        log_path = run_dir / "vocabulary.log"
+        returncode = run_followed(argv, ctx, cwd=run_dir, progress_path=run_dir / "vocabulary.progress",
+                                  log_path=log_path, on_event=lambda _event: None,
+                                  start_message="growing the vocabulary from the training text")
+        if returncode != 0 or not report_path.exists():
+            raise step_failed("vocabulary_failed", "vocabulary expansion", returncode, log_path, None)
+    report = json.loads(report_path.read_text())
+    ctx.event(f"vocabulary grown by {report['added_tokens']} tokens ({report['vocab_size_before']} -> "
+              f"{report['vocab_size_after']}): {report['tokens_per_char_before']:.2f} -> "
+              f"{report['tokens_per_char_after']:.2f} tokens per Chinese character on the training text",
+              kind="vocabulary", **{k: v for k, v in report.items() if k != "examples"}, examples=report.get("examples"))
+    return folder, report
+
+
 def _local_model(ctx: JobContext, uri: str, cache: Path) -> Path:
     """A local folder of the model: the store's own path when local, else a cached download."""
     folder, downloaded = ctx.store.local_folder(uri, cache)
@@ -191,7 +252,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _launch_and_follow(spec: TrainSpec, ctx: JobContext, run_dir: Path) -> dict[str, Any]:
+def _launch_and_follow(spec: TrainSpec | PretrainSpec, ctx: JobContext, run_dir: Path) -> dict[str, Any]:
     argv = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(spec.num_processes),
             "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
             "-m", "belle_trainer.train", "--config", str(run_dir / "run.json")]
@@ -231,7 +292,7 @@ def _reward_text(record: dict[str, Any]) -> str:
 class _ProgressFollower:
     """Turns the lines of progress.jsonl into job events, checkpoint records and the final result."""
 
-    def __init__(self, ctx: JobContext, run_dir: Path, spec: TrainSpec):
+    def __init__(self, ctx: JobContext, run_dir: Path, spec: TrainSpec | PretrainSpec):
         self.ctx = ctx
         self.run_dir = run_dir
         self.spec = spec
@@ -298,8 +359,8 @@ class _ProgressFollower:
 # -------------------------------------------------------------------------------------- result
 
 
-def _record_model(spec: TrainSpec, ctx: JobContext, run_dir: Path, done: dict[str, Any], *, base_id,
-                  name: str) -> dict[str, Any]:
+def _record_model(spec: TrainSpec | PretrainSpec, ctx: JobContext, run_dir: Path, done: dict[str, Any], *, base_id,
+                  name: str, vocabulary: dict[str, Any] | None = None) -> dict[str, Any]:
     prefix = f"teams/{ctx.team_id}/models/{ctx.job_id}"
     stored = ctx.store.put_dir(run_dir / done.get("model_path", "final"), prefix)
     adapter = None
@@ -316,6 +377,8 @@ def _record_model(spec: TrainSpec, ctx: JobContext, run_dir: Path, done: dict[st
     }
     if spec.objective == "dpo":
         details["dpo"] = {key: done.get(key) for key in DPO_METRICS}
+    if vocabulary is not None:
+        details["vocabulary"] = {k: v for k, v in vocabulary.items() if k != "examples"}
     with ctx.session_factory() as session, session.begin():
         base = session.get(Model, base_id)
         if base is not None and base.details and not details["module_names"]:
@@ -345,4 +408,6 @@ def _result(model: Model) -> dict[str, Any]:
               "eval_loss": details.get("eval_loss"), "steps": details.get("steps")}
     if details.get("dpo"):
         result.update(details["dpo"])
+    if details.get("vocabulary"):
+        result["vocabulary"] = details["vocabulary"]
     return result

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from belle_trainer.errors import BadOptionError
 
@@ -38,13 +38,21 @@ def target_modules(model_type: str, explicit: list[str] | None) -> list[str]:
             "set lora.target_modules") from None
 
 
-def apply_lora(model: Any, *, r: int, alpha: int, dropout: float, targets: list[str] | None) -> Any:
-    """Wrap `model` in a peft LoRA model; only the adapters are trainable."""
+def apply_lora(model: Any, *, r: int, alpha: int, dropout: float, targets: list[str] | None,
+               trainable_tokens: Sequence[int] | None = None) -> Any:
+    """Wrap `model` in a peft LoRA model; only the adapters are trainable, and the rows of
+    `trainable_tokens` (new tokens of a grown vocabulary) in the input embeddings and, when it is not
+    tied to them, the output layer (peft's trainable tokens: only those rows, not the whole matrix)."""
     from peft import LoraConfig, TaskType, get_peft_model
 
     modules = target_modules(model.config.model_type, targets)
+    tokens = None
+    if trainable_tokens:
+        ids = list(trainable_tokens)
+        tied = getattr(model.config, "tie_word_embeddings", False)
+        tokens = {"embed_tokens": ids} if tied else {"embed_tokens": ids, "lm_head": ids}
     config = LoraConfig(task_type=TaskType.CAUSAL_LM, r=r, lora_alpha=alpha, lora_dropout=dropout,
-                        target_modules=modules)
+                        target_modules=modules, trainable_token_indices=tokens)
     try:
         return get_peft_model(model, config)
     except ValueError as exc:

@@ -1,7 +1,8 @@
 """`run.json`, the file the trainer worker writes into a run folder before it launches training.
 
-    {"spec": <TrainSpec>, "base_model_path": "/abs/hf/folder", "train_file": "/abs/train.jsonl",
-     "validation_file": "/abs/val.jsonl" | null, "output_dir": "/abs/RUN", "resume": true}
+    {"spec": <TrainSpec or PretrainSpec>, "base_model_path": "/abs/hf/folder", "train_file": "/abs/train.jsonl",
+     "validation_file": "/abs/val.jsonl" | null, "output_dir": "/abs/RUN", "resume": true,
+     "new_tokens_from": null | <first new token id>}
 
 The spec is validated again here (the worker validated it too: a file can be edited in between).
 Standard library and pydantic only, so the worker can build and check a RunConfig without torch.
@@ -12,8 +13,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from typing import Annotated
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from belle_shared.pretraining import PretrainSpec
 from belle_shared.specs import TrainSpec, default_learning_rate
 from belle_trainer.errors import BadOptionError
 
@@ -24,12 +28,14 @@ RUN_FILE = "run.json"
 class RunConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    spec: TrainSpec
+    spec: Annotated[TrainSpec | PretrainSpec, Field(discriminator="type")]
     base_model_path: Path
     train_file: Path
     validation_file: Path | None = None
     output_dir: Path
     resume: bool = True
+    # A pretrain run whose vocabulary grew: the first new token id (LoRA also trains those rows).
+    new_tokens_from: int | None = None
 
     @property
     def learning_rate(self) -> float:

@@ -9,8 +9,9 @@ On a machine without a GPU the N processes train on the CPU and talk over gloo. 
 `progress.jsonl` (see belle_trainer.progress), `checkpoints/checkpoint-<step>/` (the newest two,
 resumed from when run.json says `"resume": true`), `final/` (a plain model folder with the tokenizer,
 LoRA merged in, ZeRO-3 shards gathered, and `belle_training.json`) and, for LoRA, `adapter/`.
-The spec's objective is supervised fine-tuning (`sft`) or DPO (`dpo`, belle_trainer.dpo: the data,
-no packing, trl's DPOTrainer; the rest of a run is the same).
+The spec's objective is supervised fine-tuning (`sft`), DPO (`dpo`, belle_trainer.dpo: the data, no
+packing, trl's DPOTrainer) or continued pre-training (a `pretrain` job: plain-text documents, every token
+trained, the base's chat template kept); the rest of a run is the same.
 Everything else goes to stderr, stdout included: the worker follows the progress file.
 Exit status 0 after a `done` event, 1 after an `error` event.
 
@@ -188,10 +189,11 @@ def run(config, writer: ProgressWriter, *, rank: int, world_size: int) -> dict[s
     from belle_trainer.hf_trainer import BelleTrainer, ProgressEvents, barrier, train_loss_from_history
     from belle_trainer.lora import apply_lora, merge_adapter
     from belle_trainer.packing import PackingUnsupported, enable_packing, pack
-    from belle_trainer.train_data import Collator, ListDataset, load_run_data, pad_token_id
+    from belle_trainer.train_data import Collator, ListDataset, load_run_data, load_text_data, pad_token_id
 
     spec, hp = config.spec, config.spec.hyperparameters
     dpo = spec.objective == "dpo"
+    pretrain = spec.objective == "pretrain"
     is_main = rank == 0
     run_dir = config.output_dir
     set_seed(hp.seed)
@@ -200,14 +202,18 @@ def run(config, writer: ProgressWriter, *, rank: int, world_size: int) -> dict[s
 
     # Data first: a file with nothing to train on fails in seconds, before any model is loaded.
     tokenizer = AutoTokenizer.from_pretrained(config.base_model_path)
-    template, end_of_turn = _chat_template(tokenizer, spec.chat_template)
-    log.info("training in the %s chat template; replies end with %r", template, end_of_turn)
-    if dpo:
+    if pretrain:  # plain text: the base's chat template (if any) travels with the model untouched
+        template, end_of_turn = "unchanged", tokenizer.eos_token
+        data = load_text_data(tokenizer, config.train_file, config.validation_file, max_length=hp.max_length,
+                              validation_split=spec.validation_split, seed=hp.seed)
+    elif dpo:
+        template, end_of_turn = _template(tokenizer, spec.chat_template)
         from belle_trainer.dpo import load_pairs
 
         data = load_pairs(tokenizer, config.train_file, config.validation_file, max_length=hp.max_length,
                           validation_split=spec.validation_split, seed=hp.seed)
     else:
+        template, end_of_turn = _template(tokenizer, spec.chat_template)
         data = load_run_data(tokenizer, config.train_file, config.validation_file, max_length=hp.max_length,
                              validation_split=spec.validation_split, seed=hp.seed, end_of_turn=end_of_turn)
 
@@ -242,8 +248,10 @@ def run(config, writer: ProgressWriter, *, rank: int, world_size: int) -> dict[s
              len(data.train), len(train_items), len(data.validation), data.dropped)
 
     if spec.method == "lora":
+        # A grown vocabulary: the new tokens' rows of the embeddings (and output layer) train too.
+        new_tokens = range(config.new_tokens_from, len(tokenizer)) if config.new_tokens_from is not None else None
         model = apply_lora(model, r=spec.lora.r, alpha=spec.lora.alpha, dropout=spec.lora.dropout,
-                           targets=spec.lora.target_modules)
+                           targets=spec.lora.target_modules, trainable_tokens=new_tokens)
     trainable, total = count_parameters(model)
 
     events = ProgressEvents(writer, run_dir=run_dir, resumed=resume_from is not None, start_fields={
@@ -318,6 +326,12 @@ def run(config, writer: ProgressWriter, *, rank: int, world_size: int) -> dict[s
                                precision="bf16" if bf16 else "fp32", save_seconds=train_seconds_total - train_seconds,
                                chat_template=template, end_of_turn=end_of_turn)
     return writer.write("done", **done)
+
+
+def _template(tokenizer: Any, choice: str) -> tuple[str, str]:
+    template, end_of_turn = _chat_template(tokenizer, choice)
+    log.info("training in the %s chat template; replies end with %r", template, end_of_turn)
+    return template, end_of_turn
 
 
 def _chat_template(tokenizer: Any, choice: str) -> tuple[str, str]:

@@ -125,6 +125,42 @@ def load_run_data(tokenizer: Any, train_file: str | Path, validation_file: str |
     return RunData(train_samples, validation_samples, dropped, reasons)
 
 
+def tokenize_documents(tokenizer: Any, path: str | Path, max_length: int) -> list[EncodedChat]:
+    """Continued pre-training's samples: each JSONL document ({"text": ...}) tokenised with an end of
+    text after it and cut into pieces of at most `max_length` tokens, every token trained (labels are the
+    ids). Packing then fills sequences with pieces, none attending to another's."""
+    eos = tokenizer.eos_token_id
+    samples = []
+    try:
+        with open(path, encoding="utf-8") as handle:
+            for line in handle:
+                if not line.strip():
+                    continue
+                ids = tokenizer(json.loads(line)["text"], add_special_tokens=False)["input_ids"]
+                ids = ids + ([eos] if eos is not None else [])
+                for start in range(0, len(ids), max_length):
+                    piece = ids[start:start + max_length]
+                    if len(piece) > 1:  # one token predicts nothing
+                        samples.append(EncodedChat(input_ids=piece, labels=list(piece)))
+    except (OSError, ValueError, KeyError) as exc:
+        raise BadDataError(f"cannot read the documents of {Path(path).name}: {exc}") from exc
+    return samples
+
+
+def load_text_data(tokenizer: Any, train_file: str | Path, validation_file: str | Path | None, *,
+                   max_length: int, validation_split: float, seed: int) -> RunData:
+    """The samples of a `pretrain` run: the training documents' pieces, and the validation file's or a
+    seeded `validation_split` of them held out. BadDataError when nothing is left to train on."""
+    train = tokenize_documents(tokenizer, train_file, max_length)
+    if validation_file is not None:
+        train_samples, validation_samples = train, tokenize_documents(tokenizer, validation_file, max_length)
+    else:
+        train_samples, validation_samples = split_holdout(train, validation_split, seed)
+    if not train_samples:
+        raise BadDataError(f"no text to train on in {Path(train_file).name}")
+    return RunData(train_samples, validation_samples, 0, {})
+
+
 class ListDataset:
     """A map-style dataset over a list (what the Trainer's DataLoader needs: len and indexing)."""
 

@@ -1,4 +1,4 @@
-"""The trainer worker: consumes the `train` queue (`train` and `model_import` jobs). One job at a time;
+"""The trainer worker: consumes the `train` queue (`train`, `pretrain` and `model_import` jobs). One job at a time;
 training and model conversion run in subprocesses.
 
     belle-trainer-worker                 # or: python -m belle_trainer.worker
@@ -15,6 +15,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from belle_shared.pretraining import PretrainSpec
 from belle_shared.settings import Settings
 from belle_shared.specs import ModelImportSpec, TrainSpec
 from belle_shared.worker import JobContext, JobRegistry, WorkerSettings, run_worker
@@ -59,6 +60,12 @@ registry = JobRegistry()
 # Training is long: no soft limit; the hard limit stays under the broker's visibility timeout (48 h).
 @registry.job("train", time_limit=47 * 3600)
 def train(spec: TrainSpec, ctx: JobContext) -> dict:
+    return run_train(spec, ctx, work_root=work_root(ctx.settings))
+
+
+# Continued pre-training (belle_shared.pretraining): the same run machinery as `train`.
+@registry.job("pretrain", time_limit=47 * 3600)
+def pretrain(spec: PretrainSpec, ctx: JobContext) -> dict:
     return run_train(spec, ctx, work_root=work_root(ctx.settings))
 
 

@@ -1,7 +1,8 @@
 """Files: JSONL uploads, checked line by line before anything is stored, and small text files.
 
-Purpose `prompt` takes a UTF-8 text file (a prompt template, a topic list); every other purpose takes
-JSONL with one JSON object per non-blank line. A file's bytes come back from `GET /v1/files/{id}/content`;
+Purpose `prompt` takes a UTF-8 text file (a prompt template, a topic list); purpose `pretrain` takes the
+text of continued pre-training as UTF-8 text (documents separated by a blank line) or as JSONL with a
+`text` field per line; every other purpose takes JSONL with one JSON object per non-blank line. A file's bytes come back from `GET /v1/files/{id}/content`;
 `DELETE /v1/files/{id}` removes it, unless an unfinished job reads it.
 """
 
@@ -27,12 +28,13 @@ from belle_gateway.openapi import error_responses
 from belle_gateway.schemas import FileDeleted, FilePublic, FilesPublic
 from belle_gateway.schemas.common import MAX_BIGINT
 from belle_shared.db.models import TERMINAL_STATUSES, Dataset, File, Job
+from belle_shared.pretraining import PRETRAIN_PURPOSE
 
 log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1/files", tags=["files"])
 
-PURPOSES = ("fine-tune", "datagen", "eval", "import", "prompt")
+PURPOSES = ("fine-tune", "datagen", "eval", "import", "prompt", PRETRAIN_PURPOSE)
 TEXT_PURPOSES = ("prompt",)
 MAX_TEXT_BYTES = 1 << 20  # prompt templates and topic lists are small; the workers read them whole
 MAX_REPORTED_LINE = 200  # characters of a bad line quoted back in an error
@@ -113,11 +115,38 @@ def _check_text(path: str) -> int:
     return len(text.splitlines())
 
 
+def _is_jsonl(path: str) -> bool:
+    """Whether a `pretrain` upload is JSONL (its first non-blank line is a JSON object) rather than text."""
+    with open(path, "rb") as f:
+        for raw in f:
+            if raw.strip():
+                try:
+                    return isinstance(json.loads(raw), dict)
+                except ValueError:
+                    return False
+    return False
+
+
+def _check_text_rows(path: str) -> int:
+    """A `pretrain` JSONL upload: every row holds its document as a string `text`."""
+    rows = _check_jsonl(path)
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
+            if line.strip() and not isinstance(json.loads(line).get("text"), str):
+                raise APIError(400, f"line {number}: a pretrain row needs its document as a string field 'text'",
+                               param="file", code="invalid_jsonl")
+    return rows
+
+
 def _store_upload(upload: UploadFile, purpose: str, session, store, settings, team) -> File:
     text = purpose in TEXT_PURPOSES
     path = _spool(upload, min(MAX_TEXT_BYTES, settings.max_upload_bytes) if text else settings.max_upload_bytes)
     try:
-        lines = _check_text(path) if text else _check_jsonl(path)
+        if purpose == PRETRAIN_PURPOSE:  # plain text or JSONL, as large as any upload
+            text = not _is_jsonl(path)
+            lines = _check_text(path) if text else _check_text_rows(path)
+        else:
+            lines = _check_text(path) if text else _check_jsonl(path)
         file_id = uuid.uuid4()
         stored = store.put_file(path, f"teams/{team.id}/files/{file_id}.{'txt' if text else 'jsonl'}")
     finally:
@@ -205,7 +234,8 @@ def content(file_id: uuid.UUID, session: SessionDep, store: StoreDep, team: Team
         raise APIError(404, f"file {file_id} has no stored content", param="file_id",
                        code="file_content_missing") from None
     headers = {"Content-Disposition": _content_disposition(file.filename), "Content-Length": str(file.bytes)}
-    return StreamingResponse(_chunks(stream), media_type=MEDIA_TYPES.get(file.purpose, JSONL_MEDIA_TYPE),
+    media_type = MEDIA_TYPES["prompt"] if file.uri.endswith(".txt") else JSONL_MEDIA_TYPE
+    return StreamingResponse(_chunks(stream), media_type=media_type,
                              headers=headers)
 
 
