@@ -31,11 +31,12 @@ def test_union_is_discriminated_on_type():
 
 
 def test_every_type_has_a_queue_and_a_documented_spec():
-    assert job_type_names() == ("import", "datagen", "train", "quantize", "eval", "preference_pairs", "model_import")
+    assert job_type_names() == ("import", "datagen", "train", "quantize", "eval", "preference_pairs", "model_import",
+                                "pretrain")
     assert queues() == ("datagen", "train", "quantize", "eval")
     assert {name: t.queue for name, t in job_types().items()} == {
         "import": "datagen", "datagen": "datagen", "train": "train", "quantize": "quantize", "eval": "eval",
-        "preference_pairs": "eval", "model_import": "train"}
+        "preference_pairs": "eval", "model_import": "train", "pretrain": "train"}
     assert all(t.checks for t in job_types().values()), "every built-in type is checked before it is queued"
     assert task_name("import") == "belle.job.import"
     schema = spec_adapter().json_schema()

@@ -30,7 +30,7 @@ class GatewaySettings(Settings):
         default_factory=lambda: list(job_type_names()),
         description="Job types this deployment accepts (comma-separated in the environment). Others are "
         "refused with a 400 instead of waiting forever for a worker that is not deployed. Unset: every "
-        "registered type (the seven built-in ones and those of `BELLE_JOB_TYPE_MODULES`).",
+        "registered type (the built-in ones and those of `BELLE_JOB_TYPE_MODULES`).",
     )
     sse_poll_interval: float = Field(0.5, gt=0, description="Seconds between an event stream's checks for new "
                                      "events.")
