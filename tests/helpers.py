@@ -90,6 +90,18 @@ class LiveGateway:
         self.sock.close()
 
 
+def shared_tiny_model(folder, session_factory, name: str) -> str:
+    """A tiny random-init LLaMA built in `folder` and registered as a shared base model; its name."""
+    from belle_shared.models import register_model
+    from belle_trainer.tiny import init_tiny_model
+
+    path = init_tiny_model(folder, arch="llama", seed=0)
+    with session_factory() as session:
+        model = register_model(session, team_id=None, name=name, uri=str(path))
+        session.commit()
+        return model.name
+
+
 def write_recipe_rows(session, team_id, *, dataset_name: str = "generated", steps=("data", "train", "quant", "judge")):
     """The rows a finished datagen -> train -> quantize -> eval pipeline leaves, written as the workers
     write them: a shared base model; a datagen job and its dataset (120 rows, some dropped); a train

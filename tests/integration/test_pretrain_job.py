@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from belle_shared.models import register_model
-from helpers import events, jsonl, upload, wait_status
+from helpers import events, jsonl, shared_tiny_model, upload, wait_status
 
 pytestmark = pytest.mark.integration
 
@@ -20,13 +19,7 @@ CORPUS = Path(__file__).resolve().parents[2] / "services/trainer/belle_trainer/d
 
 @pytest.fixture(scope="module")
 def base_model(tmp_path_factory, session_factory):
-    from belle_trainer.tiny import init_tiny_model
-
-    path = init_tiny_model(tmp_path_factory.mktemp("models") / "tiny", arch="llama", seed=0)
-    with session_factory() as session:
-        model = register_model(session, team_id=None, name="tiny-llama-pretrain-test", uri=str(path))
-        session.commit()
-        return model.name
+    return shared_tiny_model(tmp_path_factory.mktemp("models") / "tiny", session_factory, "tiny-llama-pretrain-test")
 
 
 def _documents(count: int) -> list[str]:

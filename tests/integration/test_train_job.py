@@ -11,9 +11,8 @@ import time
 
 import pytest
 
-from belle_shared.models import register_model
 from belle_teacher.tasks import generate_task
-from helpers import events, upload, wait_for, wait_status
+from helpers import events, shared_tiny_model, upload, wait_for, wait_status
 
 pytestmark = pytest.mark.integration
 
@@ -22,13 +21,7 @@ TRAINER = "belle_trainer.worker"
 
 @pytest.fixture(scope="module")
 def base_model(tmp_path_factory, session_factory):
-    from belle_trainer.tiny import init_tiny_model
-
-    path = init_tiny_model(tmp_path_factory.mktemp("models") / "tiny", arch="llama", seed=0)
-    with session_factory() as session:
-        model = register_model(session, team_id=None, name="tiny-llama-train-test", uri=str(path))
-        session.commit()
-        return model.name
+    return shared_tiny_model(tmp_path_factory.mktemp("models") / "tiny", session_factory, "tiny-llama-train-test")
 
 
 def _rows(n: int, seed: int = 0) -> list[dict]:
