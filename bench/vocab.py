@@ -14,9 +14,9 @@ Printed, then the ratios:
 - held-out bits per character (the total negative log-likelihood of each text in bits over its characters:
   comparable across tokenizers) of the base, the expanded model before training, and after the same number
   of seconds of continued pre-training (`belle_trainer.train` with a PretrainSpec and `max_seconds`, full
-  training, one process) with and without the expansion;
-- Chinese characters per second from the gateway's chat engine (greedy, 16 clients, a fixed number of
-  output tokens per reply), the model trained without expansion vs the one trained with it.
+  training or `--method lora`, one process) with and without the expansion;
+- Chinese characters, all characters and tokens per second from the gateway's chat engine (greedy, 16
+  clients, a fixed number of output tokens per reply), the model trained without expansion vs with it.
 """
 
 from __future__ import annotations
@@ -85,14 +85,15 @@ def bits_per_char(folder: Path, texts: list[str]) -> float:
     return nats / math.log(2) / sum(len(t) for t in texts)
 
 
-def pretrain(base: Path, run_dir: Path, documents: list[str], *, seconds: float, new_tokens_from: int | None) -> Path:
-    """`seconds` of full continued pre-training in one process, as a `pretrain` job runs it."""
+def pretrain(base: Path, run_dir: Path, documents: list[str], *, seconds: float, new_tokens_from: int | None,
+             method: str) -> Path:
+    """`seconds` of continued pre-training in one process, as a `pretrain` job runs it."""
     run_dir.mkdir(parents=True)
     train_file = run_dir / "train.jsonl"
     train_file.write_text("".join(json.dumps({"text": d}, ensure_ascii=False) + "\n" for d in documents),
                           encoding="utf-8")
     spec = {"type": "pretrain", "base_model": "bench", "training_file_id": "00000000-0000-0000-0000-000000000001",
-            "zero_stage": 0, "validation_split": 0,
+            "zero_stage": 0, "validation_split": 0, "method": method,
             "hyperparameters": {"epochs": 50, "batch_size": 4, "gradient_accumulation_steps": 1, "max_length": 256,
                                 "max_seconds": seconds, "warmup_ratio": 0.02}}
     config = {"spec": spec, "base_model_path": str(base), "train_file": str(train_file), "validation_file": None,
@@ -107,29 +108,35 @@ def pretrain(base: Path, run_dir: Path, documents: list[str], *, seconds: float,
     return run_dir / "final"
 
 
-async def chat_chars_per_second(model: Path, data_dir: Path, prompts: list[str], *, clients: int,
-                                output_tokens: int) -> float:
+async def chat_speed(model: Path, data_dir: Path, prompts: list[str], *, clients: int,
+                     output_tokens: int) -> dict[str, float]:
+    """Chinese characters, all characters and tokens per second of replies from the gateway's engine."""
+    data_dir.mkdir(parents=True, exist_ok=True)
     gateway = Gateway(data_dir, model, "batched", batch_size=16, torch_threads=0)
     try:
         queue = list(prompts)
-        chars = 0
+        counts = {"chinese": 0, "characters": 0, "tokens": 0}
 
         async def client(http: httpx.AsyncClient) -> None:
-            nonlocal chars
             while queue:
                 prompt = queue.pop()
                 body = {"model": "bench-tiny", "messages": [{"role": "user", "content": prompt}],
                         "max_tokens": output_tokens, "temperature": 0, "ignore_eos": True}
                 response = await http.post(f"{gateway.url}/v1/chat/completions", headers=gateway.headers, json=body)
                 response.raise_for_status()
-                chars += len(CJK.findall(response.json()["choices"][0]["message"]["content"]))
+                reply = response.json()
+                text = reply["choices"][0]["message"]["content"]
+                counts["chinese"] += len(CJK.findall(text))
+                counts["characters"] += len(text)
+                counts["tokens"] += reply["usage"]["completion_tokens"]
 
         async with httpx.AsyncClient(timeout=600) as http:
             warm = {"model": "bench-tiny", "messages": [{"role": "user", "content": "你好"}], "max_tokens": 2}
             (await http.post(f"{gateway.url}/v1/chat/completions", headers=gateway.headers, json=warm)).raise_for_status()
             started = time.perf_counter()
             await asyncio.gather(*(client(http) for _ in range(clients)))
-            return chars / (time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            return {name: count / elapsed for name, count in counts.items()}
     finally:
         gateway.stop()
 
@@ -137,6 +144,8 @@ async def chat_chars_per_second(model: Path, data_dir: Path, prompts: list[str],
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=180, help="training seconds per side")
+    parser.add_argument("--method", choices=("full", "lora"), default="full",
+                        help="lora: the adapters and, with the expansion, the new tokens' rows (as a pretrain job)")
     parser.add_argument("--max-new-tokens", type=int, default=4000)
     parser.add_argument("--chat-requests", type=int, default=32)
     parser.add_argument("--output-tokens", type=int, default=48)
@@ -163,11 +172,12 @@ def main() -> None:
         bits = {"base": bits_per_char(base, held_out), "expanded, untrained": bits_per_char(expanded, held_out)}
         print(f"held-out bits per character: base {bits['base']:.3f}, expanded untrained "
               f"{bits['expanded, untrained']:.3f}", flush=True)
-        print(f"continued pre-training without expansion ({args.seconds:.0f}s):", flush=True)
-        plain = pretrain(base, tmp / "run-plain", documents, seconds=args.seconds, new_tokens_from=None)
-        print(f"continued pre-training with expansion ({args.seconds:.0f}s):", flush=True)
+        print(f"continued pre-training ({args.method}) without expansion ({args.seconds:.0f}s):", flush=True)
+        plain = pretrain(base, tmp / "run-plain", documents, seconds=args.seconds, new_tokens_from=None,
+                         method=args.method)
+        print(f"continued pre-training ({args.method}) with expansion ({args.seconds:.0f}s):", flush=True)
         grown = pretrain(expanded, tmp / "run-grown", documents, seconds=args.seconds,
-                         new_tokens_from=report["vocab_size_before"])
+                         new_tokens_from=report["vocab_size_before"], method=args.method)
         bits["pretrained"] = bits_per_char(plain, held_out)
         bits["expanded, pretrained"] = bits_per_char(grown, held_out)
         for name, value in bits.items():
@@ -176,14 +186,17 @@ def main() -> None:
         prompts = [t for t in held_out if len(t) < 80][: args.chat_requests]
         speed = {}
         for name, folder in (("pretrained", plain), ("expanded, pretrained", grown)):
-            speed[name] = asyncio.run(chat_chars_per_second(folder, tmp / f"gateway-{len(speed)}", prompts,
-                                                            clients=16, output_tokens=args.output_tokens))
-            print(f"chat: {name}: {speed[name]:.1f} Chinese characters/s", flush=True)
+            speed[name] = asyncio.run(chat_speed(folder, tmp / f"gateway-{len(speed)}", prompts, clients=16,
+                                                 output_tokens=args.output_tokens))
+            print(f"chat: {name}: {speed[name]['chinese']:.1f} Chinese characters/s, {speed[name]['characters']:.1f} "
+                  f"characters/s, {speed[name]['tokens']:.1f} tokens/s", flush=True)
 
     print(f"tokens per character ratio (base / expanded): {before / after:.2f}x")
     print(f"bits/char after equal training, expanded vs not: {bits['expanded, pretrained']:.3f} vs "
           f"{bits['pretrained']:.3f}")
-    print(f"ratio: {speed['expanded, pretrained'] / speed['pretrained']:.2f} (chat characters/s, expanded / not)")
+    print(f"chat tokens/s, expanded / not: {speed['expanded, pretrained']['tokens'] / speed['pretrained']['tokens']:.2f}")
+    print(f"ratio: {speed['expanded, pretrained']['chinese'] / speed['pretrained']['chinese']:.2f} "
+          "(chat Chinese characters/s, expanded / not)")
 
 
 if __name__ == "__main__":
