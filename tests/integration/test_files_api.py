@@ -117,15 +117,23 @@ def test_any_spec_field_naming_the_file_blocks_the_delete_nested_ones_too(client
     with session_factory() as session, session.begin():
         running = Job(team_id=owner.id, type="train", status=JobStatus.running,
                       spec={"type": "train", "validation_file_id": files[0]["id"]})
-        # A pipeline whose later step (not created yet) reads the file.
-        pipeline = Job(team_id=owner.id, type="pipeline", status=JobStatus.running, spec={
-            "type": "pipeline", "steps": [{"name": "eval", "spec": {"type": "eval", "eval_file_id": files[1]["id"]}}]})
+        # A pipeline whose later step (not created yet: it waits for a running one) reads the file. Its
+        # spec is a valid one, or the gateway's sweeper would fail the pipeline and free the file.
+        pipeline = Job(id=uuid.uuid4(), team_id=owner.id, type="pipeline", status=JobStatus.running, spec={
+            "type": "pipeline", "steps": [
+                {"name": "data", "spec": {"type": "import", "file_id": str(uuid.uuid4())}},
+                {"name": "eval", "after": ["data"], "spec": {"type": "eval", "model_ids": ["m"], "mode": "reference",
+                                                            "eval_file_id": files[1]["id"]}}]})
+        first_step = Job(team_id=owner.id, type="import", status=JobStatus.running, parent_id=pipeline.id,
+                         pipeline_step="data", spec={"type": "import", "file_id": str(uuid.uuid4())})
         ended = Job(team_id=owner.id, type="datagen", status=JobStatus.succeeded,
                     spec={"type": "datagen", "seed_file_id": files[2]["id"]})
         # Not a file field: an id that happens to be equal does not count.
         other = Job(team_id=owner.id, type="datagen", status=JobStatus.queued,
                     spec={"type": "datagen", "note": files[2]["id"]})
         session.add_all([running, pipeline, ended, other])
+        session.flush()
+        session.add(first_step)
     try:
         error = client.delete(f"/v1/files/{files[0]['id']}", headers=headers)
         assert error.status_code == 409 and f"running train job {running.id}" in error.json()["error"]["message"]
@@ -135,7 +143,7 @@ def test_any_spec_field_naming_the_file_blocks_the_delete_nested_ones_too(client
             "id": files[2]["id"], "object": "file", "deleted": True}
     finally:
         with session_factory() as session, session.begin():
-            for job_id in (running.id, pipeline.id, other.id):
+            for job_id in (running.id, pipeline.id, other.id, first_step.id):
                 session.get(Job, job_id).status = JobStatus.cancelled
 
 
