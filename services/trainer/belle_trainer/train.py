@@ -15,8 +15,8 @@ trained, the base's chat template kept); the rest of a run is the same.
 Everything else goes to stderr, stdout included: the worker follows the progress file.
 Exit status 0 after a `done` event, 1 after an `error` event.
 
-Over 400 lines on purpose: `run()` is one run from data to saved model, in order, with the two places
-where SFT and DPO differ marked; split up, the order of its steps (arguments before the model under
+Over 400 lines on purpose: `run()` is one run from data to saved model, in order, with the places
+where SFT, DPO and continued pre-training differ marked; split up, the order of its steps (arguments before the model under
 ZeRO-3, the merge after the shards are gathered) would be harder to see.
 """
 
@@ -204,16 +204,18 @@ def run(config, writer: ProgressWriter, *, rank: int, world_size: int) -> dict[s
     tokenizer = AutoTokenizer.from_pretrained(config.base_model_path)
     if pretrain:  # plain text: the base's chat template (if any) travels with the model untouched
         template, end_of_turn = "unchanged", tokenizer.eos_token
+    else:
+        template, end_of_turn = _chat_template(tokenizer, spec.chat_template)
+        log.info("training in the %s chat template; replies end with %r", template, end_of_turn)
+    if pretrain:
         data = load_text_data(tokenizer, config.train_file, config.validation_file, max_length=hp.max_length,
                               validation_split=spec.validation_split, seed=hp.seed)
     elif dpo:
-        template, end_of_turn = _template(tokenizer, spec.chat_template)
         from belle_trainer.dpo import load_pairs
 
         data = load_pairs(tokenizer, config.train_file, config.validation_file, max_length=hp.max_length,
                           validation_split=spec.validation_split, seed=hp.seed)
     else:
-        template, end_of_turn = _template(tokenizer, spec.chat_template)
         data = load_run_data(tokenizer, config.train_file, config.validation_file, max_length=hp.max_length,
                              validation_split=spec.validation_split, seed=hp.seed, end_of_turn=end_of_turn)
 
@@ -326,12 +328,6 @@ def run(config, writer: ProgressWriter, *, rank: int, world_size: int) -> dict[s
                                precision="bf16" if bf16 else "fp32", save_seconds=train_seconds_total - train_seconds,
                                chat_template=template, end_of_turn=end_of_turn)
     return writer.write("done", **done)
-
-
-def _template(tokenizer: Any, choice: str) -> tuple[str, str]:
-    template, end_of_turn = _chat_template(tokenizer, choice)
-    log.info("training in the %s chat template; replies end with %r", template, end_of_turn)
-    return template, end_of_turn
 
 
 def _chat_template(tokenizer: Any, choice: str) -> tuple[str, str]:
