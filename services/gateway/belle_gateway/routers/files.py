@@ -73,8 +73,9 @@ def _spool(upload: UploadFile, limit: int) -> str:
     return path
 
 
-def _check_jsonl(path: str) -> int:
-    """Every non-blank line must be a JSON object; returns the number of such lines."""
+def _check_jsonl(path: str, *, needs_text: bool = False) -> int:
+    """Every non-blank line must be a JSON object (with its document as a string `text` when
+    `needs_text`: a `pretrain` upload); returns the number of such lines."""
     rows = 0
     with open(path, "rb") as f:
         for number, raw in enumerate(f, start=1):
@@ -93,6 +94,9 @@ def _check_jsonl(path: str) -> int:
                                param="file", code="invalid_jsonl") from None
             if not isinstance(value, dict):
                 raise APIError(400, f"line {number}: expected a JSON object, found {type(value).__name__}",
+                               param="file", code="invalid_jsonl")
+            if needs_text and not isinstance(value.get("text"), str):
+                raise APIError(400, f"line {number}: a pretrain row needs its document as a string field 'text'",
                                param="file", code="invalid_jsonl")
             rows += 1
     if rows == 0:
@@ -127,24 +131,13 @@ def _is_jsonl(path: str) -> bool:
     return False
 
 
-def _check_text_rows(path: str) -> int:
-    """A `pretrain` JSONL upload: every row holds its document as a string `text`."""
-    rows = _check_jsonl(path)
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if line.strip() and not isinstance(json.loads(line).get("text"), str):
-                raise APIError(400, f"line {number}: a pretrain row needs its document as a string field 'text'",
-                               param="file", code="invalid_jsonl")
-    return rows
-
-
 def _store_upload(upload: UploadFile, purpose: str, session, store, settings, team) -> File:
     text = purpose in TEXT_PURPOSES
     path = _spool(upload, min(MAX_TEXT_BYTES, settings.max_upload_bytes) if text else settings.max_upload_bytes)
     try:
         if purpose == PRETRAIN_PURPOSE:  # plain text or JSONL, as large as any upload
             text = not _is_jsonl(path)
-            lines = _check_text(path) if text else _check_text_rows(path)
+            lines = _check_text(path) if text else _check_jsonl(path, needs_text=True)
         else:
             lines = _check_text(path) if text else _check_jsonl(path)
         file_id = uuid.uuid4()
