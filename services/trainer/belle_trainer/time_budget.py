@@ -80,9 +80,11 @@ class TimeBudget(TrainerCallback):
         self.planned_steps: int | None = None  # the Trainer's total before any fit
         self._since: tuple[int, float] | None = None  # (step, time) the next fit measures the speed from
         self._refits = list(REFIT_AT)
+        self._last_log = 0.0  # when the last progress line was asked for
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.started = time.perf_counter()
+        self._last_log = self.started
         self.first_step = state.global_step
         self.planned_steps = state.max_steps
 
@@ -111,10 +113,14 @@ class TimeBudget(TrainerCallback):
         if state.global_step >= state.max_steps or over:
             control.should_training_stop = True
         # The Trainer's logging interval was set from the planned steps: log about LOG_LINES times over
-        # the fitted ones instead (every step until the fit), and at the last step.
+        # the fitted ones instead (every step until the fit), and at the last step. A step that took
+        # longer than a LOG_LINES-th of the budget is logged too: a run that slowed down after a fit
+        # (the machine got busy) would otherwise report fewer lines than it has steps to show.
         every = max(1, round(self.fitted_steps / LOG_LINES)) if self.fitted_steps else 1
-        if state.global_step % every == 0 or control.should_training_stop:
+        slow = now - self._last_log >= self.seconds / LOG_LINES
+        if state.global_step % every == 0 or slow or control.should_training_stop:
             control.should_log = True
+            self._last_log = now
         return control
 
     def _fit(self, state, kwargs, now: float, elapsed: float) -> None:
