@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/vocab.py                    # 180 s of training per side
     .venv/bin/python bench/vocab.py --seconds 600 --max-new-tokens 4000
+    .venv/bin/python bench/vocab.py --corpus teacher.jsonl --seconds 1800   # a larger corpus (GPU session)
 
 The model is SmolLM2-135M-Instruct (the bundled real model, converted into the user cache on first use).
 The text ships with the project: training text is the Chinese documents of the trainer's
@@ -44,8 +45,15 @@ HELD_OUT = ROOT / "services/evaluator/belle_evaluator/data/eval_set_zh.jsonl"
 CJK = re.compile("[\u4e00-\u9fff]")
 
 
-def training_documents() -> list[str]:
-    docs = [d.strip() for d in CORPUS.read_text(encoding="utf-8").split("\n\n\n") if d.strip()]
+def training_documents(corpus: Path | None = None) -> list[str]:
+    """The Chinese documents of the shipped corpus, or of `corpus`: UTF-8 text cut at blank lines, or JSONL
+    rows with a `text` field (as a `pretrain` upload)."""
+    if corpus is not None and corpus.suffix == ".jsonl":
+        docs = [json.loads(line)["text"].strip() for line in corpus.read_text(encoding="utf-8").splitlines() if line.strip()]
+    elif corpus is not None:
+        docs = [d.strip() for d in re.split(r"\n\s*\n", corpus.read_text(encoding="utf-8")) if d.strip()]
+    else:
+        docs = [d.strip() for d in CORPUS.read_text(encoding="utf-8").split("\n\n\n") if d.strip()]
     return [d for d in docs if len(CJK.findall(d)) > len(d) / 3]
 
 
@@ -73,15 +81,16 @@ def bits_per_char(folder: Path, texts: list[str]) -> float:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    device = "cuda" if torch.cuda.is_available() else "cpu"
     tokenizer = AutoTokenizer.from_pretrained(folder)
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).to(device).eval()
     start = tokenizer.eos_token_id
     nats = 0.0
     with torch.inference_mode():
         for text in texts:
-            ids = [start] + tokenizer(text, add_special_tokens=False)["input_ids"]
-            logits = model(torch.tensor([ids])).logits[0, :-1]
-            nats += torch.nn.functional.cross_entropy(logits, torch.tensor(ids[1:]), reduction="sum").item()
+            ids = torch.tensor([start] + tokenizer(text, add_special_tokens=False)["input_ids"], device=device)
+            logits = model(ids[None]).logits[0, :-1]
+            nats += torch.nn.functional.cross_entropy(logits, ids[1:], reduction="sum").item()
     return nats / math.log(2) / sum(len(t) for t in texts)
 
 
@@ -147,6 +156,8 @@ def main() -> None:
     parser.add_argument("--method", choices=("full", "lora"), default="full",
                         help="lora: the adapters and, with the expansion, the new tokens' rows (as a pretrain job)")
     parser.add_argument("--max-new-tokens", type=int, default=4000)
+    parser.add_argument("--corpus", type=Path, help="training text instead of the shipped corpus (.txt cut at blank "
+                        "lines, or .jsonl with a text field)")
     parser.add_argument("--chat-requests", type=int, default=32)
     parser.add_argument("--output-tokens", type=int, default=48)
     args = parser.parse_args()
@@ -155,7 +166,7 @@ def main() -> None:
 
     from belle_trainer.vocab import expand_folder, tokens_per_char
 
-    documents, held_out = training_documents(), held_out_texts()
+    documents, held_out = training_documents(args.corpus), held_out_texts()
     print(f"training text: {len(documents)} documents, {sum(len(CJK.findall(d)) for d in documents)} Chinese "
           f"characters; held-out: {len(held_out)} texts, {sum(len(CJK.findall(t)) for t in held_out)}", flush=True)
     base = real_model()
