@@ -53,7 +53,9 @@ def generation_settings(*, max_new_tokens: int, temperature: float, top_p: float
     Every knob is set, because `generate()` fills what is left unset from the model folder's own
     generation config (a top_k, a repetition penalty): two models, or a model and an endpoint, then
     answer under the same rules. The greedy values of the sampling knobs are transformers' neutral
-    defaults (no warning). `eos_ids` None generates to `max_new_tokens`."""
+    defaults (no warning). `eos_ids` None generates to `max_new_tokens`: passed as an empty list, since
+    a None is one of the knobs `generate()` fills from the folder (a real model's EOS then ended an
+    `ignore_eos` reply early)."""
     sample = temperature > 0
     return {
         "max_new_tokens": max_new_tokens,
@@ -65,6 +67,6 @@ def generation_settings(*, max_new_tokens: int, temperature: float, top_p: float
         "typical_p": 1.0,
         "repetition_penalty": 1.0,
         "no_repeat_ngram_size": 0,
-        "eos_token_id": eos_ids,
+        "eos_token_id": list(eos_ids) if eos_ids is not None else [],
         "pad_token_id": pad_id,
     }

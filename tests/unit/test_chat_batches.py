@@ -176,3 +176,32 @@ def test_the_padded_fallback_serves_bloom_in_a_batch(tmp_path_factory):
     engine.stop()
     assert [seq.reply.ids for seq in seqs] == expected
     assert engine.peak_rows >= 2
+
+
+def test_the_sequential_engine_generates_past_a_real_models_eos_when_asked(real_model):
+    """`ignore_eos` on the sequential engine: SmolLM2's own generation config names an EOS, which
+    `generate()` used to fill in when the request left it unset, ending the reply early."""
+    from belle_gateway.serving.engine import SequentialEngine
+
+    loaded = LoadedModel(real_model)
+    engine = SequentialEngine(loaded)
+    prompt = loaded.render([{"role": "user", "content": "Say hi."}])
+    try:
+        finished = {}
+        for ignore_eos in (False, True):
+            done = threading.Event()
+
+            def emit(event, ignore_eos=ignore_eos, done=done):
+                if event["type"] in ("done", "error"):
+                    finished[ignore_eos] = event
+                    done.set()
+
+            engine.submit(Sequence(prompt, SamplingOptions(max_tokens=60, temperature=0, ignore_eos=ignore_eos),
+                                   emit, loaded.decode))
+            assert done.wait(120)
+    finally:
+        engine.stop()
+    # The model ends its greeting with an EOS well before 60 tokens; asked to ignore it, it goes on.
+    assert finished[False]["type"] == "done" and finished[False]["finish_reason"] == "stop"
+    assert finished[False]["completion_tokens"] < 60
+    assert finished[True] == {"type": "done", "finish_reason": "length", "completion_tokens": 60}
