@@ -5,7 +5,8 @@
     .venv/bin/python bench/serve.py --torch-threads 1 --repeat 5   # this machine is noisy: the median of 5
 
 Both sides are the same gateway process (`python -m belle_gateway`, embedded SQLite, the same HTTP
-API and SSE streaming) serving the same tiny random-init LLaMA (hidden 256, 4 layers, built locally):
+API and SSE streaming) serving the same model: by default a tiny random-init LLaMA (hidden 256, 4 layers,
+built locally); `--model-dir` names another folder (the real SmolLM2 model: `~/.cache/belle/models/smollm2-*`):
 
 - baseline: `BELLE_CHAT_ENGINE=sequential`, transformers' `model.generate` on one request at a time
   (what a user gets by wrapping a Hugging Face model in a web server);
@@ -61,6 +62,12 @@ def build_model(folder: Path) -> Path:
         init_tiny_model(folder, arch="llama", hidden_size=256, num_layers=4, num_heads=4, max_position=1024,
                         seed=0, overwrite=True)
     return folder
+
+
+def describe(model: Path) -> str:
+    """The model's size in a few words, from its config."""
+    config = json.loads((model / "config.json").read_text())
+    return f"{config.get('model_type')}, hidden {config.get('hidden_size')}, {config.get('num_hidden_layers')} layers"
 
 
 def make_prompts(count: int, seed: int) -> list[str]:
@@ -252,7 +259,7 @@ def main() -> None:
     model = build_model(args.model_dir)
     prompts = make_prompts(args.requests, args.seed)
     print(f"{args.requests} requests, {args.clients} concurrent clients, {args.output_tokens} output tokens each, "
-          f"greedy; model {model} (hidden 256, 4 layers); {os.cpu_count()} CPU cores; torch threads "
+          f"greedy; model {model} ({describe(model)}); {os.cpu_count()} CPU cores; torch threads "
           f"{args.torch_threads or 'default'} on both sides")
     # side -> (engine, engine process, extra environment), in the order they run
     sides = {"sequential": ("sequential", False, {}), "batched": ("batched", True, {}),
