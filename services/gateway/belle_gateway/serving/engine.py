@@ -1,7 +1,9 @@
 """The in-process engine: a model folder loaded with transformers, and requests decoded together.
 
 Why one module over 400 lines: it does one thing (decode a loaded model's chat requests), and its two
-engines share the sequence, sampling and thread code; transformers' continuous batching is to replace it.
+engines share the sequence, sampling and thread code. Why our own engine and not transformers' continuous
+batching: on two CPU cores it reached 0.44-0.58x of this engine's tokens/s with the same replies
+(`bench/engines.py`, docs/benchmarks.md: its CPU paged attention attends across the whole batch).
 
 `BatchEngine` keeps one running batch per loaded model. Its thread loops: take the waiting requests
 that fit (up to the batch size, and `PREFILL_TOKENS` prompt tokens at once), run one forward for the
