@@ -20,7 +20,7 @@ import pytest
 from belle_shared.db.models import Model
 from belle_shared.models import register_model
 from conftest import settings_env
-from helpers import LiveGateway, wait_for
+from helpers import LiveGateway
 
 pytestmark = pytest.mark.integration
 
