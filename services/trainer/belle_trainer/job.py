@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import shutil
 import socket
 import sys
@@ -164,22 +163,40 @@ def _materialize(ctx: JobContext, target: Path, *, dataset_id, file_id, param: s
 
 
 def _materialize_text(ctx: JobContext, target: Path, file_id, param: str) -> Path:
-    """A `pretrain` upload as JSONL documents ({"text": ...}): a text upload is cut at blank lines."""
+    """A `pretrain` upload as JSONL documents ({"text": ...}): a text upload is cut at blank lines (lines
+    of whitespace only). Read and written a line at a time: an upload may be far larger than memory
+    should hold twice."""
     uri = ctx.team_file(file_id, param=param).uri
-    with ctx.store.open(uri, "rb") as src:
-        raw = src.read().decode("utf-8")
-    if uri.endswith(".txt"):
-        documents = [doc.strip() for doc in re.split(r"\n\s*\n", raw) if doc.strip()]
-    else:
-        documents = [json.loads(line)["text"] for line in raw.splitlines() if line.strip()]
-        documents = [doc for doc in documents if doc.strip()]
-    if not documents:
-        raise JobError("no_usable_rows", f"{param}: the file has no text", param=param)
     tmp = target.with_suffix(".tmp")
-    tmp.write_text("".join(json.dumps({"text": doc}, ensure_ascii=False) + "\n" for doc in documents), encoding="utf-8")
+    documents = characters = 0
+
+    def write(out, text: str) -> None:
+        nonlocal documents, characters
+        if text.strip():
+            out.write(json.dumps({"text": text}, ensure_ascii=False) + "\n")
+            documents += 1
+            characters += len(text)
+
+    with ctx.store.open(uri, "rb") as src, open(tmp, "w", encoding="utf-8") as out:
+        if uri.endswith(".txt"):
+            lines: list[str] = []
+            for raw in src:
+                line = raw.decode("utf-8")
+                if line.strip():
+                    lines.append(line)
+                elif lines:
+                    write(out, "".join(lines).strip())
+                    lines = []
+            write(out, "".join(lines).strip())
+        else:
+            for raw in src:
+                if raw.strip():
+                    write(out, json.loads(raw)["text"])
+    if not documents:
+        tmp.unlink()
+        raise JobError("no_usable_rows", f"{param}: the file has no text", param=param)
     os.replace(tmp, target)
-    ctx.event(f"{target.name}: {len(documents)} documents, {sum(map(len, documents))} characters",
-              rows=len(documents), characters=sum(map(len, documents)))
+    ctx.event(f"{target.name}: {documents} documents, {characters} characters", rows=documents, characters=characters)
     return target
 
 
