@@ -14,8 +14,8 @@ also the locustfile) with ``--users`` clients, each one looping over:
 - ``GET /v1/jobs/{id}``: one random job's status (weight 6);
 - ``GET /v1/jobs?limit=20``: the newest page of the team's jobs (weight 3);
 - ``GET /v1/jobs/{id}/events?stream=true``: a finished job's server-sent event stream, read to its
-  ``end`` event (weight 1). Its time is the whole stream: the gateway ends a stream only after a poll
-  finds no new event, so a finished job's stream lasts at least the poll interval (0.5 s).
+  ``end`` event (weight 1). Its time is the whole stream (a finished job's stream ends as soon as its
+  events are sent; before 2026-12-06 it lasted one more poll interval, 0.5 s).
 
 Each client waits a random ``[0.5, 1.5] x --think`` seconds between requests (closed loop: with no
 think time, 100 clients measure only how long the queue in front of the server is). Clients start
