@@ -16,8 +16,8 @@ Everything else goes to stderr, stdout included: the worker follows the progress
 Exit status 0 after a `done` event, 1 after an `error` event.
 
 Over 400 lines on purpose: `run()` is one run from data to saved model, in order, with the places
-where SFT, DPO and continued pre-training differ marked; split up, the order of its steps (arguments before the model under
-ZeRO-3, the merge after the shards are gathered) would be harder to see.
+where SFT, DPO and continued pre-training differ marked; split up, the order of its steps (arguments
+before the model under ZeRO-3, the merge after the shards are gathered) would be harder to see.
 """
 
 from __future__ import annotations
@@ -204,20 +204,19 @@ def run(config, writer: ProgressWriter, *, rank: int, world_size: int) -> dict[s
     tokenizer = AutoTokenizer.from_pretrained(config.base_model_path)
     if pretrain:  # plain text: the base's chat template (if any) travels with the model untouched
         template, end_of_turn = "unchanged", tokenizer.eos_token
+        data = load_text_data(tokenizer, config.train_file, config.validation_file, max_length=hp.max_length,
+                              validation_split=spec.validation_split, seed=hp.seed)
     else:
         template, end_of_turn = _chat_template(tokenizer, spec.chat_template)
         log.info("training in the %s chat template; replies end with %r", template, end_of_turn)
-    if pretrain:
-        data = load_text_data(tokenizer, config.train_file, config.validation_file, max_length=hp.max_length,
-                              validation_split=spec.validation_split, seed=hp.seed)
-    elif dpo:
-        from belle_trainer.dpo import load_pairs
+        if dpo:
+            from belle_trainer.dpo import load_pairs
 
-        data = load_pairs(tokenizer, config.train_file, config.validation_file, max_length=hp.max_length,
-                          validation_split=spec.validation_split, seed=hp.seed)
-    else:
-        data = load_run_data(tokenizer, config.train_file, config.validation_file, max_length=hp.max_length,
-                             validation_split=spec.validation_split, seed=hp.seed, end_of_turn=end_of_turn)
+            data = load_pairs(tokenizer, config.train_file, config.validation_file, max_length=hp.max_length,
+                              validation_split=spec.validation_split, seed=hp.seed)
+        else:
+            data = load_run_data(tokenizer, config.train_file, config.validation_file, max_length=hp.max_length,
+                                 validation_split=spec.validation_split, seed=hp.seed, end_of_turn=end_of_turn)
 
     on_gpu = torch.cuda.is_available()
     bf16 = hp.precision == "bf16" or (hp.precision == "auto" and on_gpu and torch.cuda.is_bf16_supported())
