@@ -20,7 +20,7 @@ import socket
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from sqlalchemy import select
 
@@ -163,41 +163,43 @@ def _materialize(ctx: JobContext, target: Path, *, dataset_id, file_id, param: s
 
 
 def _materialize_text(ctx: JobContext, target: Path, file_id, param: str) -> Path:
-    """A `pretrain` upload as JSONL documents ({"text": ...}): a text upload is cut at blank lines (lines
-    of whitespace only). Read and written a line at a time: an upload may be far larger than memory
-    should hold twice."""
+    """A `pretrain` upload as JSONL documents ({"text": ...}), read and written a line at a time: an
+    upload may be far larger than memory should hold twice."""
     uri = ctx.team_file(file_id, param=param).uri
     tmp = target.with_suffix(".tmp")
     documents = characters = 0
-
-    def write(out, text: str) -> None:
-        nonlocal documents, characters
-        if text.strip():
-            out.write(json.dumps({"text": text}, ensure_ascii=False) + "\n")
-            documents += 1
-            characters += len(text)
-
     with ctx.store.open(uri, "rb") as src, open(tmp, "w", encoding="utf-8") as out:
-        if uri.endswith(".txt"):
-            lines: list[str] = []
-            for raw in src:
-                line = raw.decode("utf-8")
-                if line.strip():
-                    lines.append(line)
-                elif lines:
-                    write(out, "".join(lines).strip())
-                    lines = []
-            write(out, "".join(lines).strip())
-        else:
-            for raw in src:
-                if raw.strip():
-                    write(out, json.loads(raw)["text"])
+        for text in _upload_documents(src, plain_text=uri.endswith(".txt")):
+            if text.strip():
+                out.write(json.dumps({"text": text}, ensure_ascii=False) + "\n")
+                documents += 1
+                characters += len(text)
     if not documents:
         tmp.unlink()
         raise JobError("no_usable_rows", f"{param}: the file has no text", param=param)
     os.replace(tmp, target)
     ctx.event(f"{target.name}: {documents} documents, {characters} characters", rows=documents, characters=characters)
     return target
+
+
+def _upload_documents(src, *, plain_text: bool) -> Iterator[str]:
+    """The documents of a `pretrain` upload: plain text cut at blank lines (lines of whitespace only),
+    each stripped; or the `text` of each JSONL row, as written."""
+    if not plain_text:
+        for raw in src:
+            if raw.strip():
+                yield json.loads(raw)["text"]
+        return
+    lines: list[str] = []
+    for raw in src:
+        line = raw.decode("utf-8")
+        if line.strip():
+            lines.append(line)
+        elif lines:
+            yield "".join(lines).strip()
+            lines = []
+    if lines:
+        yield "".join(lines).strip()
 
 
 def _expand_vocabulary(spec: PretrainSpec, ctx: JobContext, run_dir: Path, base_path: Path,
